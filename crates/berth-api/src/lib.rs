@@ -1,0 +1,18 @@
+//! berth-api: the object model. Every kind Berth serves is a registry entry (group, versions,
+//! kind, plural, short names, scope, subresources) plus a strategy (defaulting, validation,
+//! conversion between served versions). Pure data and functions: no tokio, no I/O.
+//!
+//! Objects travel as `serde_json::Value` (k8s-openapi drops unknown fields, so typed structs are
+//! used only to read them); the typed structs are re-exported from `k8s-openapi`.
+#![forbid(unsafe_code)]
+
+pub mod field_error;
+pub mod openapi;
+pub mod quantity;
+pub mod registry;
+pub mod selector;
+pub mod table;
+
+pub use field_error::{FieldError, FieldErrorKind};
+pub use k8s_openapi;
+pub use registry::{Registry, ResourceType, Strategy, Subresource};

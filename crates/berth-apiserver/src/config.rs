@@ -1,0 +1,46 @@
+//! How `berth server` configures the apiserver (flag names follow k3s where they exist).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Where objects are stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Datastore {
+    /// Embedded SQLite at this path (the default: DATA_DIR/db/state.db).
+    Sqlite(PathBuf),
+    /// etcd v3 at these `host:port` endpoints (`--datastore-endpoint etcd://h1:2379,h2:2379`).
+    Etcd(Vec<String>),
+}
+
+/// Apiserver configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Certificates, kubeconfig and the SQLite database live here.
+    pub data_dir: PathBuf,
+    pub bind_address: IpAddr,
+    /// 0 picks a free port (tests); the chosen port is in `Server::url`.
+    pub https_port: u16,
+    pub datastore: Datastore,
+    /// Static bearer tokens in kube-apiserver's CSV format: `token,user,uid,"group1,group2"`.
+    pub token_auth_file: Option<PathBuf>,
+    /// Extra subject alternative names for the serving certificate.
+    pub tls_san: Vec<String>,
+    /// Service ClusterIP range (the `kubernetes` Service gets its first address).
+    pub service_cidr: String,
+}
+
+impl Config {
+    /// Defaults for a data dir: bind 127.0.0.1:6443, SQLite under DATA_DIR/db.
+    pub fn new(data_dir: PathBuf) -> Self {
+        let db = data_dir.join("db").join("state.db");
+        Config {
+            data_dir,
+            bind_address: IpAddr::from([127, 0, 0, 1]),
+            https_port: 6443,
+            datastore: Datastore::Sqlite(db),
+            token_auth_file: None,
+            tls_san: Vec::new(),
+            service_cidr: "10.43.0.0/16".to_string(),
+        }
+    }
+}
