@@ -88,7 +88,10 @@ pub trait Store: Send + Sync + 'static {
     /// Changes under `prefix` with revision > `after`. `after` older than the last compaction:
     /// `Compacted` (at once, or as the stream's first item).
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError>;
-    /// Forgets history at and below `revision` (current values are kept).
+    /// Forgets history before `revision` (current values, and the state at `revision` itself, are
+    /// kept): afterwards a `range` at a revision `< revision` and a `watch` with
+    /// `after < revision - 1` answer `Compacted`, as in etcd. Compacting to a revision at or below
+    /// an earlier compaction does nothing; above the current revision: `FutureRevision`.
     async fn compact(&self, revision: Revision) -> Result<(), StoreError>;
     /// The newest revision.
     async fn current_revision(&self) -> Result<Revision, StoreError>;
