@@ -16,3 +16,8 @@ pub mod table;
 pub use field_error::{FieldError, FieldErrorKind};
 pub use k8s_openapi;
 pub use registry::{Registry, ResourceType, Strategy, Subresource};
+pub mod conversion;
+pub mod defaults;
+pub mod kinds;
+pub mod validation;
+pub use quantity::{Quantity, QuantityError};

@@ -1,9 +1,20 @@
 //! The resource registry: every kind Berth serves, with its names, scope, subresources and
 //! strategy. The apiserver's generic handler is driven entirely by these entries.
+//!
+//! # Write pipeline
+//! As kube-apiserver decodes, defaults, then validates, a write should: convert the body to the
+//! storage version ([`Strategy::convert`]); on a main-resource update, carry server-owned values
+//! over ([`Strategy::prepare_for_update`]); assign uid/creationTimestamp (the Job defaults derive
+//! the selector from the uid); [`Strategy::default`]; then [`ResourceType::validate_create`] or
+//! [`ResourceType::validate_update`] (old object as stored, i.e. defaulted). Validation assumes
+//! defaulted input: e.g. a port without `protocol` is reported as required.
+
+mod builtin;
 
 use serde_json::Value;
 
 use crate::FieldError;
+use crate::validation::meta;
 
 /// A subresource served under `/.../{plural}/{name}/{sub}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +54,13 @@ pub trait Strategy: Send + Sync {
     /// and update, on the object in its storage version.
     fn default(&self, _obj: &mut Value) {}
 
+    /// Why `name` is not a valid object name of this kind, if it is not (one message per rule
+    /// broken). `prefix` is set when checking a `generateName` prefix. Defaults to a DNS-1123
+    /// subdomain, as `ValidateObjectMeta` with `NameIsDNSSubdomain`.
+    fn validate_name(&self, name: &str, prefix: bool) -> Vec<String> {
+        crate::validation::names::name_is_dns_subdomain(name, prefix)
+    }
+
     /// Kind-specific validation of a new object (metadata is validated by the registry).
     fn validate_create(&self, _obj: &Value) -> Vec<FieldError> {
         Vec::new()
@@ -52,6 +70,12 @@ pub trait Strategy: Send + Sync {
     fn validate_update(&self, obj: &Value, _old: &Value) -> Vec<FieldError> {
         self.validate_create(obj)
     }
+
+    /// Carries server-owned values over from the stored object `old` into an update `obj`
+    /// (upstream `PrepareForUpdate`): a Service keeps its allocated clusterIP and nodePorts when
+    /// the update leaves them out; a Namespace keeps its `status`. Call it on a
+    /// main-resource update (not on `/status` or other subresources), before [`Strategy::default`].
+    fn prepare_for_update(&self, _obj: &mut Value, _old: &Value) {}
 
     /// Converts the object's content between served versions of this kind (e.g. HPA v1 <-> v2).
     /// `obj` carries its current `apiVersion`; the result must carry `to_api_version`.
@@ -117,12 +141,38 @@ impl ResourceType {
 
     /// Validates a new object: metadata (name, labels, annotations) then the kind's rules.
     pub fn validate_create(&self, obj: &Value) -> Vec<FieldError> {
-        self.strategy.validate_create(obj)
+        let mut errs = meta::validate_object_meta(obj, self.namespaced, &|n, p| self.strategy.validate_name(n, p));
+        errs.extend(self.strategy.validate_create(obj));
+        errs
     }
 
     /// Validates an update: metadata, immutable fields, then the kind's rules.
+    ///
+    /// The old object is defaulted (on a copy) first, as kube-apiserver defaults what it reads
+    /// from storage: an object stored before a default existed must not count as changed in
+    /// the defaulted field.
     pub fn validate_update(&self, obj: &Value, old: &Value) -> Vec<FieldError> {
-        self.strategy.validate_update(obj, old)
+        let mut old = old.clone();
+        self.strategy.default(&mut old);
+        let mut errs = meta::validate_object_meta(obj, self.namespaced, &|n, p| self.strategy.validate_name(n, p));
+        errs.extend(meta::validate_object_meta_update(obj, &old));
+        errs.extend(self.strategy.validate_update(obj, &old));
+        errs
+    }
+
+    /// Prepares a main-resource update (see [`Strategy::prepare_for_update`]).
+    pub fn prepare_for_update(&self, obj: &mut Value, old: &Value) {
+        self.strategy.prepare_for_update(obj, old)
+    }
+
+    /// Applies the kind's defaults (see [`Strategy::default`]).
+    pub fn default(&self, obj: &mut Value) {
+        self.strategy.default(obj)
+    }
+
+    /// Converts `obj` to `to_api_version` (see [`Strategy::convert`]).
+    pub fn convert(&self, obj: Value, to_api_version: &str) -> Result<Value, FieldError> {
+        self.strategy.convert(obj, to_api_version)
     }
 }
 
@@ -132,9 +182,41 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in kinds.
+    /// The built-in kinds: the core group first, then the other groups in the order
+    /// kube-apiserver lists them in discovery, resources alphabetical within a group.
     pub fn builtin() -> Self {
+        Registry { types: builtin::BUILTIN.iter().collect() }
+    }
+
+    /// An empty registry (for tests and for building one up by hand).
+    pub fn empty() -> Self {
         Registry { types: Vec::new() }
+    }
+
+    /// Adds a kind (e.g. one a CustomResourceDefinition defines); it is listed after the rest.
+    /// A kind with the same group and plural replaces the earlier entry.
+    pub fn register(&mut self, t: &'static ResourceType) {
+        if let Some(slot) = self.types.iter_mut().find(|x| x.group == t.group && x.plural == t.plural) {
+            *slot = t;
+        } else {
+            self.types.push(t);
+        }
+    }
+
+    /// Removes the kind with this group and plural, if any.
+    pub fn unregister(&mut self, group: &str, plural: &str) -> Option<&'static ResourceType> {
+        let i = self.types.iter().position(|t| t.group == group && t.plural == plural)?;
+        Some(self.types.remove(i))
+    }
+
+    /// Looks up a resource in a group by plural, singular or short name (as kubectl resolves
+    /// `deploy`, `deployment`, `deployments`), case-insensitively.
+    pub fn resolve(&self, group: &str, name: &str) -> Option<&'static ResourceType> {
+        let name = name.to_ascii_lowercase();
+        let by = |f: &dyn Fn(&ResourceType) -> bool| self.types.iter().copied().find(|t| t.group == group && f(t));
+        by(&|t| t.plural == name)
+            .or_else(|| by(&|t| t.singular == name))
+            .or_else(|| by(&|t| t.short_names.contains(&name.as_str())))
     }
 
     pub fn all(&self) -> &[&'static ResourceType] {
@@ -164,3 +246,6 @@ impl Registry {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,26 @@
+//! berth-agent: the node agent. The kubelet runs pods as real containers (`runc`), with images
+//! from a content-addressed store and networking through CNI plugins. May touch the host (mounts,
+//! processes, namespaces) and the API through a client; never the store.
+//!
+//! The host-side building blocks live here as a library:
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`image`] | content-addressed image store: import of OCI layouts and `docker save` tars |
+//! | [`layers`] | unpacks each layer once, converting OCI whiteouts to overlayfs form |
+//! | [`snapshot`] | mounts a container's overlayfs rootfs over the unpacked layers |
+//! | [`bundle`] | builds an OCI runtime bundle (`config.json`) from a container description |
+//! | [`runtime`] | the [`Runtime`] trait and its `runc` implementation |
+#![deny(unsafe_code)]
+
+pub mod bundle;
+pub mod image;
+pub mod layers;
+pub mod runtime;
+pub mod snapshot;
+
+pub use bundle::{BindMount, Bundle, BundleError, ContainerSpec, NetworkNamespace, Resources, User};
+pub use image::{Image, ImageConfig, ImageError, ImageRef, ImageStore, Layer};
+pub use layers::LayerError;
+pub use runtime::{ContainerIo, ContainerState, Runc, Runtime, RuntimeError};
+pub use snapshot::{Rootfs, SnapshotError, cleanup, prepare_rootfs};

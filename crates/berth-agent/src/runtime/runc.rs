@@ -1,0 +1,357 @@
+//! The `runc` runtime: shells out to the `runc` binary with its own `--root` under the agent's
+//! data dir (never the system default `/run/runc`). Containers run detached with their stdio on
+//! files; the agent makes itself the child subreaper so that orphaned container processes become
+//! its children, and one named thread per container waits for the exit and records it in
+//! `<state>/<id>/exit`. May spawn runc and wait for (only) the container processes it created.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use serde::Deserialize;
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use super::{ContainerIo, ContainerState, Runtime, RuntimeError, validate_id};
+use crate::bundle::Bundle;
+
+/// How long `state` waits for the exit watcher after runc already reports the process stopped.
+const EXIT_RECORD_GRACE: Duration = Duration::from_secs(2);
+/// How often the fallback watcher (for processes that are not our children) and `wait` without a
+/// watcher look again.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// `None` while running; `Some(code)` once exited (`code` `None` if unknown).
+type ExitWatch = watch::Receiver<Option<Option<i32>>>;
+
+/// The `runc` runtime. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Runc {
+    binary: PathBuf,
+    root: PathBuf,
+    state_dir: PathBuf,
+    exits: Arc<Mutex<HashMap<String, ExitWatch>>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RuncState {
+    status: String,
+    #[serde(default)]
+    pid: i32,
+}
+
+#[derive(Debug, Deserialize)]
+struct RuncListEntry {
+    id: String,
+}
+
+impl Runc {
+    /// A runtime keeping runc's state in `<data_dir>/runc` and exit records in
+    /// `<data_dir>/containers`, using the `runc` found on `PATH`.
+    ///
+    /// Makes this process the child subreaper (process-wide, idempotent): detached container
+    /// processes are re-parented to it, which is how their exit codes are collected.
+    pub fn new(data_dir: &Path) -> Result<Self, RuntimeError> {
+        Self::with_binary(data_dir, "runc")
+    }
+
+    /// Like [`Runc::new`] with an explicit binary (e.g. `crun`, a drop-in).
+    pub fn with_binary(data_dir: &Path, binary: impl Into<PathBuf>) -> Result<Self, RuntimeError> {
+        let root = data_dir.join("runc");
+        let state_dir = data_dir.join("containers");
+        for dir in [&root, &state_dir] {
+            fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
+                action: "create",
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        nix::sys::prctl::set_child_subreaper(true).map_err(RuntimeError::Subreaper)?;
+        Ok(Self { binary: binary.into(), root, state_dir, exits: Arc::default() })
+    }
+
+    /// runc's `--root` directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.state_dir.join(id)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root").arg(&self.root).stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs a runc subcommand to completion, returning stdout; a failure carries runc's stderr.
+    async fn run(&self, command: &'static str, id: &str, args: &[&str]) -> Result<String, RuntimeError> {
+        let output = self
+            .command()
+            .arg(command)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|source| RuntimeError::Spawn { binary: self.binary.clone(), source })?;
+        if output.status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        let message = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        if message.contains("container does not exist") {
+            return Err(RuntimeError::NotFound { id: id.to_string() });
+        }
+        Err(RuntimeError::Command { command, id: id.to_string(), message })
+    }
+
+    fn exit_watch(&self, id: &str) -> Option<ExitWatch> {
+        self.exits.lock().unwrap_or_else(PoisonError::into_inner).get(id).cloned()
+    }
+
+    async fn recorded_exit(&self, id: &str) -> Option<Option<i32>> {
+        let text = tokio::fs::read_to_string(self.container_dir(id).join("exit")).await.ok()?;
+        Some(text.trim().parse().ok())
+    }
+
+    /// Starts the thread that reaps container `id`'s process `pid` and records its exit.
+    fn watch_exit(&self, id: &str, pid: i32) -> Result<(), RuntimeError> {
+        let (tx, rx) = watch::channel(None);
+        self.exits.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_string(), rx);
+        let exit_file = self.container_dir(id).join("exit");
+        let error_path = exit_file.clone();
+        std::thread::Builder::new()
+            .name(format!("runc-wait-{pid}"))
+            .spawn(move || {
+                let code = reap(Pid::from_raw(pid));
+                let text = code.map_or_else(|| "unknown".to_string(), |c| c.to_string());
+                let tmp = exit_file.with_extension("tmp");
+                let written = fs::write(&tmp, text).and_then(|()| fs::rename(&tmp, &exit_file));
+                // NotFound: the container was deleted (e.g. forcibly) before it exited.
+                if let Err(e) = written.filter_not_found() {
+                    tracing::warn!(path = %exit_file.display(), error = %e, "failed to record container exit");
+                }
+                let _ = tx.send(Some(code));
+            })
+            .map(drop)
+            .map_err(|source| RuntimeError::Io { action: "spawn exit watcher for", path: error_path, source })
+    }
+}
+
+trait FilterNotFound {
+    fn filter_not_found(self) -> std::io::Result<()>;
+}
+
+impl FilterNotFound for std::io::Result<()> {
+    fn filter_not_found(self) -> std::io::Result<()> {
+        match self {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// Waits for `pid` to exit; blocking. Returns the exit code (128+signal when killed), or `None`
+/// when the process is not our child (we were not its subreaper) and its status is lost.
+fn reap(pid: Pid) -> Option<i32> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Some(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => return Some(128 + signal as i32),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(_) => {
+                // Not our child: all we can learn is when it is gone.
+                while kill(pid, None).is_ok() {
+                    std::thread::sleep(POLL_INTERVAL);
+                }
+                return None;
+            }
+        }
+    }
+}
+
+async fn open_log(path: &Path) -> Result<File, RuntimeError> {
+    let file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await
+        .map_err(|source| RuntimeError::Io { action: "open log", path: path.to_path_buf(), source })?;
+    Ok(file.into_std().await)
+}
+
+/// The last error message in a runc `--log-format json` log.
+fn last_log_error(log: &str) -> Option<String> {
+    log.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "error" || v["level"] == "fatal")
+        .and_then(|v| v["msg"].as_str().map(str::to_string))
+}
+
+#[async_trait]
+impl Runtime for Runc {
+    async fn create(&self, id: &str, bundle: &Bundle, io: &ContainerIo) -> Result<(), RuntimeError> {
+        validate_id(id)?;
+        let dir = self.container_dir(id);
+        tokio::fs::create_dir_all(&dir).await.map_err(|source| RuntimeError::Io {
+            action: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        let _ = tokio::fs::remove_file(dir.join("exit")).await;
+        let pid_file = dir.join("pid");
+        let log = dir.join("runc.log");
+        let stdout = open_log(&io.stdout).await?;
+        let stderr = if io.stderr == io.stdout {
+            stdout.try_clone().map_err(|source| RuntimeError::Io { action: "dup", path: io.stdout.clone(), source })?
+        } else {
+            open_log(&io.stderr).await?
+        };
+        // runc passes its own stdio to the container process: the log files, never a pipe.
+        let status = self
+            .command()
+            .arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json", "create", "--bundle"])
+            .arg(bundle.path())
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(id)
+            .stdout(stdout)
+            .stderr(stderr)
+            .status()
+            .await
+            .map_err(|source| RuntimeError::Spawn { binary: self.binary.clone(), source })?;
+        if !status.success() {
+            let message = tokio::fs::read_to_string(&log)
+                .await
+                .ok()
+                .and_then(|l| last_log_error(&l))
+                .unwrap_or_else(|| format!("{status} (see {})", io.stderr.display()));
+            return Err(RuntimeError::Command { command: "create", id: id.to_string(), message });
+        }
+        let pid_text = tokio::fs::read_to_string(&pid_file).await.map_err(|source| RuntimeError::Io {
+            action: "read",
+            path: pid_file.clone(),
+            source,
+        })?;
+        let pid: i32 = pid_text.trim().parse().map_err(|_| RuntimeError::Output {
+            command: "create",
+            id: id.to_string(),
+            output: pid_text.clone(),
+        })?;
+        self.watch_exit(id, pid)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        validate_id(id)?;
+        self.run("start", id, &[id]).await.map(drop)
+    }
+
+    async fn state(&self, id: &str) -> Result<ContainerState, RuntimeError> {
+        validate_id(id)?;
+        let out = self.run("state", id, &[id]).await?;
+        let state: RuncState = serde_json::from_str(&out).map_err(|_| RuntimeError::Output {
+            command: "state",
+            id: id.into(),
+            output: out,
+        })?;
+        match state.status.as_str() {
+            "created" | "creating" => Ok(ContainerState::Created { pid: state.pid }),
+            "running" | "paused" | "pausing" => Ok(ContainerState::Running { pid: state.pid }),
+            _ => {
+                // runc sees the process gone; the watcher records its status right after.
+                if let Some(mut rx) = self.exit_watch(id) {
+                    let recorded = tokio::time::timeout(EXIT_RECORD_GRACE, rx.wait_for(Option::is_some)).await;
+                    if let Ok(Ok(code)) = recorded {
+                        return Ok(ContainerState::Stopped { exit_code: code.flatten() });
+                    }
+                }
+                Ok(ContainerState::Stopped { exit_code: self.recorded_exit(id).await.flatten() })
+            }
+        }
+    }
+
+    async fn kill(&self, id: &str, signal: Signal) -> Result<(), RuntimeError> {
+        validate_id(id)?;
+        let signal = (signal as i32).to_string();
+        self.run("kill", id, &[id, &signal]).await.map(drop)
+    }
+
+    async fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
+        validate_id(id)?;
+        let result =
+            if force { self.run("delete", id, &["--force", id]).await } else { self.run("delete", id, &[id]).await };
+        match result {
+            Ok(_) | Err(RuntimeError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.exits.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        let dir = self.container_dir(id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(RuntimeError::Io { action: "remove", path: dir, source }),
+        }
+    }
+
+    async fn wait(&self, id: &str) -> Result<Option<i32>, RuntimeError> {
+        validate_id(id)?;
+        if let Some(mut rx) = self.exit_watch(id) {
+            let code = rx.wait_for(Option::is_some).await.map(|c| c.flatten()).ok();
+            if let Some(code) = code {
+                return Ok(code);
+            }
+        }
+        // Created by an earlier agent: no watcher, so poll runc until it reports the exit.
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        loop {
+            tick.tick().await;
+            if let ContainerState::Stopped { exit_code } = self.state(id).await? {
+                return Ok(exit_code);
+            }
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<String>, RuntimeError> {
+        let out = self.run("list", "", &["--format", "json"]).await?;
+        let out = out.trim();
+        if out.is_empty() || out == "null" {
+            return Ok(Vec::new());
+        }
+        let entries: Vec<RuncListEntry> = serde_json::from_str(out).map_err(|_| RuntimeError::Output {
+            command: "list",
+            id: String::new(),
+            output: out.to_string(),
+        })?;
+        Ok(entries.into_iter().map(|e| e.id).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_error_of_a_runc_log_is_reported() {
+        let log = concat!(
+            r#"{"level":"info","msg":"starting","time":"t"}"#,
+            "\n",
+            r#"{"level":"error","msg":"exec: \"nope\": executable file not found in $PATH","time":"t"}"#,
+            "\n",
+            "not json\n"
+        );
+        assert_eq!(last_log_error(log).unwrap(), r#"exec: "nope": executable file not found in $PATH"#);
+        assert_eq!(last_log_error(""), None);
+    }
+}
