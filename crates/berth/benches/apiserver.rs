@@ -178,7 +178,8 @@ async fn throughput(label: &str, server: &Server, objects: usize) {
     }
     let list = t.elapsed();
 
-    let mut latencies = tokio::time::timeout(Duration::from_secs(60), watcher).await.ok().and_then(Result::ok).unwrap_or_default();
+    let mut latencies =
+        tokio::time::timeout(Duration::from_secs(60), watcher).await.ok().and_then(Result::ok).unwrap_or_default();
     latencies.sort();
     println!(
         "{label:>7}  create {:>8.0}/s   get {:>8.0}/s   list({objects}) {:>6.1}/s   watch p50 {:>7.2?} p99 {:>7.2?} ({} events)",

@@ -68,7 +68,12 @@ impl Kubectl {
     /// Runs kubectl expecting failure; returns stderr.
     fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "kubectl {} should have failed: {}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {} should have failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8(out.stderr).expect("utf-8 output")
     }
 }
@@ -79,7 +84,14 @@ fn fixture(name: &str) -> String {
 
 /// The header line of a kubectl table, split into column names.
 fn header(table: &str) -> Vec<String> {
-    table.lines().next().unwrap_or_default().split("   ").map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()
+    table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split("   ")
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 /// The row of a table whose first cell is `name`.
@@ -112,15 +124,24 @@ fn apply_creates_each_kind_and_get_shows_kubectl_columns() {
     assert_eq!(header(&svcs), ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]);
     assert!(row(&svcs, "kubernetes").is_some(), "the kubernetes Service exists at start: {svcs}");
     assert!(row(&svcs, "myapp-service").is_some_and(|r| r.contains("ClusterIP") && r.contains("8081/TCP")), "{svcs}");
-    assert!(row(&svcs, "myapp-nodeport").is_some_and(|r| r.contains("NodePort") && r.contains("80:32002/TCP")), "{svcs}");
+    assert!(
+        row(&svcs, "myapp-nodeport").is_some_and(|r| r.contains("NodePort") && r.contains("80:32002/TCP")),
+        "{svcs}"
+    );
     assert!(row(&svcs, "myapp-lb").is_some_and(|r| r.contains("LoadBalancer")), "{svcs}");
-    assert!(row(&svcs, "my-database").is_some_and(|r| r.contains("ExternalName") && r.contains("db.example.com")), "{svcs}");
+    assert!(
+        row(&svcs, "my-database").is_some_and(|r| r.contains("ExternalName") && r.contains("db.example.com")),
+        "{svcs}"
+    );
 
     let pods = k.ok(&["get", "pods"]);
     assert_eq!(header(&pods), ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
     assert!(row(&pods, "hello-pod").is_some_and(|r| r.contains("0/1") && r.contains("Pending")), "{pods}");
     let wide = k.ok(&["get", "pods", "-o", "wide"]);
-    assert_eq!(header(&wide), ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
+    assert_eq!(
+        header(&wide),
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
+    );
 
     let ns = k.ok(&["get", "namespaces"]);
     for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -134,7 +155,8 @@ fn get_as_yaml_json_and_name_shows_defaulted_objects() {
     let Some(k) = Kubectl::new(&server) else { return };
     k.ok(&["apply", "-f", &fixture("deployment.yaml"), "-f", &fixture("services.yaml")]);
 
-    let json: serde_json::Value = serde_json::from_str(&k.ok(&["get", "deployment", "myapp", "-o", "json"])).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "deployment", "myapp", "-o", "json"])).expect("json");
     assert_eq!(json["kind"], "Deployment");
     assert_eq!(json["apiVersion"], "apps/v1");
     assert_eq!(json["spec"]["strategy"]["type"], "RollingUpdate");
@@ -170,15 +192,21 @@ fn apply_twice_is_unchanged_and_a_changed_file_is_configured() {
     let file = file.display().to_string();
 
     assert_eq!(k.ok(&["apply", "-f", &file]).trim(), "deployment.apps/myapp created");
-    let before: serde_json::Value = serde_json::from_str(&k.ok(&["get", "deploy", "myapp", "-o", "json"])).expect("json");
+    let before: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "deploy", "myapp", "-o", "json"])).expect("json");
     assert_eq!(k.ok(&["apply", "-f", &file]).trim(), "deployment.apps/myapp unchanged");
-    let after: serde_json::Value = serde_json::from_str(&k.ok(&["get", "deploy", "myapp", "-o", "json"])).expect("json");
-    assert_eq!(before["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"], "a no-op apply must not write");
+    let after: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "deploy", "myapp", "-o", "json"])).expect("json");
+    assert_eq!(
+        before["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"],
+        "a no-op apply must not write"
+    );
 
     let changed = original.replace("replicas: 3", "replicas: 5").replace("busybox:stable", "busybox:1.36");
     std::fs::write(&file, changed).expect("write manifest");
     assert_eq!(k.ok(&["apply", "-f", &file]).trim(), "deployment.apps/myapp configured");
-    let patched: serde_json::Value = serde_json::from_str(&k.ok(&["get", "deploy", "myapp", "-o", "json"])).expect("json");
+    let patched: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "deploy", "myapp", "-o", "json"])).expect("json");
     assert_eq!(patched["spec"]["replicas"], 5);
     assert_eq!(patched["spec"]["template"]["spec"]["containers"][0]["image"], "busybox:1.36");
     assert_eq!(patched["metadata"]["generation"], 2);
@@ -192,8 +220,12 @@ fn server_side_apply_creates_then_patches() {
     let out = k.ok(&["apply", "--server-side", "-f", &fixture("deployment.yaml")]);
     assert_eq!(out.trim(), "deployment.apps/myapp serverside-applied");
     let obj: serde_json::Value = serde_json::from_str(&k.ok(&["get", "deploy", "myapp", "-o", "json"])).expect("json");
-    let managers: Vec<&str> =
-        obj["metadata"]["managedFields"].as_array().into_iter().flatten().filter_map(|m| m["manager"].as_str()).collect();
+    let managers: Vec<&str> = obj["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
     assert!(managers.contains(&"kubectl"), "managedFields records kubectl: {managers:?}");
     let out = k.ok(&["apply", "--server-side", "-f", &fixture("deployment.yaml")]);
     assert_eq!(out.trim(), "deployment.apps/myapp serverside-applied");
@@ -217,7 +249,9 @@ fn invalid_manifests_get_kubectls_is_invalid_lines() {
     let Some(k) = Kubectl::new(&server) else { return };
     let err = k.fails(&["apply", "-f", &fixture("invalid-replicas.yaml")]);
     assert!(
-        err.contains("The Deployment \"broken\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+        err.contains(
+            "The Deployment \"broken\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+        ),
         "{err}"
     );
     let err = k.fails(&["apply", "-f", &fixture("invalid-selector.yaml")]);
@@ -250,7 +284,10 @@ fn describe_delete_and_cascade_flags() {
     let err = k.fails(&["get", "service", "myapp-lb"]);
     assert!(err.contains("NotFound"), "{err}");
     assert_eq!(k.ok(&["delete", "-f", &fixture("deployment.yaml")]).trim(), "deployment.apps \"myapp\" deleted");
-    assert_eq!(k.ok(&["delete", "pod", "hello-pod", "--grace-period=0", "--force"]).lines().last().unwrap_or_default().trim(), "pod \"hello-pod\" force deleted");
+    assert_eq!(
+        k.ok(&["delete", "pod", "hello-pod", "--grace-period=0", "--force"]).lines().last().unwrap_or_default().trim(),
+        "pod \"hello-pod\" force deleted"
+    );
     let pods = k.run(&["get", "pods", "-o", "name"]);
     assert!(String::from_utf8_lossy(&pods.stdout).trim().is_empty());
 }
@@ -345,7 +382,10 @@ fn version_and_cluster_info_report_the_server() {
     let v: serde_json::Value = serde_json::from_str(&k.ok(&["version", "-o", "json"])).expect("json");
     assert_eq!(v["serverVersion"]["major"], "1");
     assert_eq!(v["serverVersion"]["minor"], "33");
-    assert!(v["serverVersion"]["gitVersion"].as_str().is_some_and(|g| g.starts_with("v1.33.") && g.ends_with("+berth")), "{v}");
+    assert!(
+        v["serverVersion"]["gitVersion"].as_str().is_some_and(|g| g.starts_with("v1.33.") && g.ends_with("+berth")),
+        "{v}"
+    );
     let info = k.ok(&["cluster-info"]);
     assert!(info.contains("Kubernetes control plane") && info.contains(&server.url), "{info}");
 }

@@ -1,0 +1,126 @@
+//! One module per verb; `run` dispatches the parsed command line, and `Ctx` carries what every
+//! client verb needs (the API, namespace scope, lazily fetched discovery).
+
+pub mod api_resources;
+pub mod apply;
+pub mod cluster_info;
+pub mod create;
+pub mod delete;
+pub mod describe;
+pub mod get;
+pub mod server;
+pub mod version;
+
+use std::process::ExitCode;
+
+use tokio::sync::OnceCell;
+
+use crate::api::Api;
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::discovery::{Discovery, ResourceInfo};
+
+/// What client verbs share.
+pub struct Ctx {
+    pub api: Api,
+    /// `-n`, else the kubeconfig context's namespace, else `default`.
+    pub namespace: String,
+    pub all_namespaces: bool,
+    pub cluster_url: String,
+    /// Whether `-n` was given (manifests naming another namespace are then refused).
+    pub explicit_namespace: bool,
+    /// `--request-timeout` (zero: none).
+    pub request_timeout: std::time::Duration,
+    discovery: OnceCell<Discovery>,
+}
+
+impl Ctx {
+    pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Ctx> {
+        let conn = crate::kubeconfig::connect(global).await?;
+        Ok(Ctx {
+            api: Api { client: conn.client },
+            namespace: conn.namespace,
+            all_namespaces: global.all_namespaces,
+            cluster_url: conn.cluster_url,
+            explicit_namespace: global.namespace.is_some(),
+            request_timeout: global.request_timeout,
+            discovery: OnceCell::new(),
+        })
+    }
+
+    pub async fn discovery(&self) -> anyhow::Result<&Discovery> {
+        self.discovery.get_or_try_init(|| Discovery::run(&self.api.client)).await
+    }
+
+    /// The namespace to address for a resource: None for cluster-scoped ones and with -A.
+    pub fn scope(&self, res: &ResourceInfo) -> Option<&str> {
+        (res.namespaced && !self.all_namespaces).then_some(self.namespace.as_str())
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Server(args) = cli.command {
+        return server::run(args).await;
+    }
+    if let Command::Version(args) = &cli.command
+        && args.client
+    {
+        return version::print_client();
+    }
+    let ctx = Ctx::connect(&cli.global).await?;
+    let result = match cli.command {
+        Command::Server(_) => unreachable!("handled above"),
+        Command::Get(args) => get::run(&ctx, args).await,
+        Command::Describe(args) => describe::run(&ctx, args).await,
+        Command::Apply(args) => apply::run(&ctx, args).await,
+        Command::Create(args) => create::run(&ctx, args).await,
+        Command::Delete(args) => delete::run(&ctx, args).await,
+        Command::ApiResources(args) => api_resources::run(&ctx, args).await,
+        Command::Version(_) => version::run(&ctx).await,
+        Command::ClusterInfo => cluster_info::run(&ctx).await,
+    };
+    result.map_err(|err| crate::errors::connection_refused(err, &ctx.cluster_url))
+}
+
+/// kubectl's `TYPE[,TYPE] [NAME...]` or `TYPE/NAME...` arguments, as (type, names) pairs.
+pub fn parse_targets(args: &[String]) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    let Some(first) = args.first() else { return Ok(Vec::new()) };
+    if args.iter().any(|a| a.contains('/')) {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for arg in args {
+            let Some((ty, name)) = arg.split_once('/').filter(|(t, n)| !t.is_empty() && !n.is_empty()) else {
+                anyhow::bail!(
+                    "there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'berth get resource/<resource_name>' instead of 'berth get resource resource/<resource_name>'"
+                );
+            };
+            match out.last_mut() {
+                Some((t, names)) if t == ty => names.push(name.to_string()),
+                _ => out.push((ty.to_string(), vec![name.to_string()])),
+            }
+        }
+        return Ok(out);
+    }
+    let names: Vec<String> = args[1..].to_vec();
+    Ok(first.split(',').filter(|t| !t.is_empty()).map(|t| (t.to_string(), names.clone())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn targets_in_type_names_form() {
+        let got = parse_targets(&s(&["deploy,svc", "web", "db"])).unwrap();
+        assert_eq!(got, vec![("deploy".into(), s(&["web", "db"])), ("svc".into(), s(&["web", "db"]))]);
+    }
+
+    #[test]
+    fn targets_in_slash_form() {
+        let got = parse_targets(&s(&["pod/a", "pod/b", "svc/c"])).unwrap();
+        assert_eq!(got, vec![("pod".into(), s(&["a", "b"])), ("svc".into(), s(&["c"]))]);
+        assert!(parse_targets(&s(&["pod", "svc/c"])).is_err());
+    }
+}
