@@ -17,6 +17,7 @@ use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use sha2::{Digest as _, Sha256};
 
 use crate::image::{ImageError, ImageStore, Layer, decompress, validate_digest};
+use crate::io_error::{IoError, io_err};
 
 /// Prefix of an OCI whiteout file name.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -61,13 +62,8 @@ pub enum LayerError {
     },
     #[error("layer {digest} uncompresses to {actual}, not its diff id {expected}")]
     DiffIdMismatch { digest: String, expected: String, actual: String },
-    #[error("failed to {action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 /// What an entry of a layer tar means once mapped to overlayfs form.
@@ -134,7 +130,7 @@ pub fn unpack_layer(store: &ImageStore, layer: &Layer) -> Result<PathBuf, LayerE
         Ok(()) => Ok(()),
         // Another unpacker won the race: keep theirs.
         Err(_) if dest.is_dir() => Ok(()),
-        Err(source) => Err(LayerError::Io { action: "rename layer into", path: dest.clone(), source }),
+        Err(source) => Err(io_err("rename layer into", &dest)(source).into()),
     });
     if tmp.exists() {
         let _ = fs::remove_dir_all(&tmp);
@@ -145,7 +141,7 @@ pub fn unpack_layer(store: &ImageStore, layer: &Layer) -> Result<PathBuf, LayerE
 fn unpack_into(store: &ImageStore, layer: &Layer, dir: &Path) -> Result<(), LayerError> {
     let digest = &layer.digest;
     let read_err = |source| LayerError::Read { digest: digest.clone(), source };
-    fs::create_dir_all(dir).map_err(|source| LayerError::Io { action: "create", path: dir.to_path_buf(), source })?;
+    fs::create_dir_all(dir).map_err(io_err("create", dir))?;
     let blob = store.open_blob(digest)?;
     let hashing = HashingReader { inner: decompress(blob).map_err(read_err)?, hasher: Sha256::new() };
     let mut archive = tar::Archive::new(hashing);
@@ -191,18 +187,14 @@ fn make_whiteout(dir: &Path, rel: &Path, raw: &Path) -> Result<(), LayerError> {
     reject_symlinks(dir, rel.parent().unwrap_or(Path::new("")), raw)?;
     let path = dir.join(rel);
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|source| LayerError::Io {
-            action: "create",
-            path: parent.to_path_buf(),
-            source,
-        })?;
+        fs::create_dir_all(parent).map_err(io_err("create", parent))?;
     }
     match fs::symlink_metadata(&path) {
         Ok(meta) if meta.is_dir() => fs::remove_dir_all(&path),
         Ok(_) => fs::remove_file(&path),
         Err(_) => Ok(()),
     }
-    .map_err(|source| LayerError::Io { action: "replace", path: path.clone(), source })?;
+    .map_err(io_err("replace", &path))?;
     mknod(&path, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)).map_err(|source| LayerError::Whiteout { path, source })
 }
 

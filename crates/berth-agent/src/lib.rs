@@ -15,12 +15,15 @@
 
 pub mod bundle;
 pub mod image;
+mod io_error;
 pub mod layers;
+pub mod network;
 pub mod runtime;
 pub mod snapshot;
 
 pub use bundle::{BindMount, Bundle, BundleError, ContainerSpec, NetworkNamespace, Resources, User};
 pub use image::{Image, ImageConfig, ImageError, ImageRef, ImageStore, Layer};
+pub use io_error::IoError;
 pub use layers::LayerError;
 pub use runtime::{ContainerIo, ContainerState, Runc, Runtime, RuntimeError};
 pub use snapshot::{Rootfs, SnapshotError, cleanup, prepare_rootfs};

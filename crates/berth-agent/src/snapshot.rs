@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use crate::image::{Image, ImageStore};
+use crate::io_error::{IoError, io_err};
 use crate::layers::{LayerError, unpack_layer};
 
 /// The kernel copies at most one page of mount options.
@@ -26,13 +27,8 @@ pub enum SnapshotError {
         #[source]
         source: LayerError,
     },
-    #[error("failed to {action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("path {path} cannot be used in overlayfs options (contains ',' or ':')")]
     UnsupportedPath { path: PathBuf },
     #[error("overlayfs options for {layers} layers exceed {MAX_MOUNT_DATA} bytes")]
@@ -98,7 +94,7 @@ pub fn prepare_rootfs(store: &ImageStore, image: &Image, container_dir: &Path) -
     let upper = container_dir.join("upper");
     let work = container_dir.join("work");
     for dir in [&rootfs, &upper, &work] {
-        fs::create_dir_all(dir).map_err(|source| SnapshotError::Io { action: "create", path: dir.clone(), source })?;
+        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
     }
     if is_mounted(&rootfs)? {
         return Ok(Rootfs { path: rootfs, unmount_on_drop: false });
@@ -112,11 +108,7 @@ pub fn prepare_rootfs(store: &ImageStore, image: &Image, container_dir: &Path) -
     if lower.is_empty() {
         // overlayfs needs at least one lower directory.
         let empty = container_dir.join("empty");
-        fs::create_dir_all(&empty).map_err(|source| SnapshotError::Io {
-            action: "create",
-            path: empty.clone(),
-            source,
-        })?;
+        fs::create_dir_all(&empty).map_err(io_err("create", &empty))?;
         lower.push(empty);
     }
     let options = overlay_options(&lower, &upper, &work)?;
@@ -148,7 +140,7 @@ pub fn cleanup(container_dir: &Path) -> Result<(), SnapshotError> {
     match fs::remove_dir_all(container_dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(SnapshotError::Io { action: "remove", path: container_dir.to_path_buf(), source }),
+        Err(source) => Err(io_err("remove", container_dir)(source).into()),
     }
 }
 
@@ -171,22 +163,18 @@ fn unmount_all(path: &Path) -> Result<(), SnapshotError> {
 /// Whether `path` is a mount point, from `/proc/self/mountinfo`.
 pub fn is_mounted(path: &Path) -> Result<bool, SnapshotError> {
     let info_path = Path::new("/proc/self/mountinfo");
-    let info = fs::read_to_string(info_path).map_err(|source| SnapshotError::Io {
-        action: "read",
-        path: info_path.into(),
-        source,
-    })?;
+    let info = fs::read_to_string(info_path).map_err(io_err("read", info_path))?;
     let canonical = match fs::canonicalize(path) {
         Ok(p) => p,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => return Err(SnapshotError::Io { action: "resolve", path: path.into(), source }),
+        Err(source) => return Err(io_err("resolve", path)(source).into()),
     };
     let wanted = canonical.to_string_lossy();
     Ok(info.lines().filter_map(|line| line.split(' ').nth(4)).any(|mp| unescape_mountinfo(mp) == wanted))
 }
 
 /// Decodes the octal escapes (`\040` for a space) of a mountinfo field. Pure.
-fn unescape_mountinfo(field: &str) -> String {
+pub(crate) fn unescape_mountinfo(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

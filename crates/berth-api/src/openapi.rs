@@ -549,8 +549,10 @@ const PATCH_TYPES: &[&str] = &[
 const GENERIC_PATCH_TYPES: &[&str] =
     &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"];
 
-/// Everything needed to write one operation.
+/// Everything needed to write one operation of a path.
 struct Op<'a> {
+    /// The HTTP method the operation is under (`get`, `put`, ...).
+    method: &'static str,
     action: &'static str,
     operation_id: String,
     description: String,
@@ -559,15 +561,57 @@ struct Op<'a> {
     body: Option<(&'a str, &'a [&'a str])>,
     /// Response codes with their schema name.
     responses: &'a [(&'static str, &'a str)],
-    gvk: Value,
+}
+
+impl<'a> Op<'a> {
+    /// An operation without parameters or request body.
+    fn new(
+        method: &'static str,
+        action: &'static str,
+        operation_id: String,
+        description: String,
+        responses: &'a [(&'static str, &'a str)],
+    ) -> Self {
+        Op { method, action, operation_id, description, params: &[], body: None, responses }
+    }
+
+    /// The same operation with query parameters.
+    fn params(self, params: &'a [&'a Param]) -> Self {
+        Op { params, ..self }
+    }
+
+    /// The same operation with a request body of schema `schema` in content `types`.
+    fn body(self, schema: &'a str, types: &'a [&'a str]) -> Self {
+        Op { body: Some((schema, types)), ..self }
+    }
+}
+
+/// What every operation of one path shares: the document flavor, the
+/// `x-kubernetes-group-version-kind` and the tag.
+struct PathCtx<'a> {
+    flavor: Flavor,
+    gvk: &'a Value,
     tag: &'a str,
 }
 
-fn op_json(flavor: Flavor, op: &Op<'_>) -> Value {
+impl PathCtx<'_> {
+    /// A path item: its operations in order, then the path-level `parameters`.
+    fn path_item(&self, ops: &[Op<'_>], params: &[&Param]) -> Value {
+        let mut item = Map::new();
+        for op in ops {
+            item.insert(op.method.into(), op_json(self, op));
+        }
+        item.insert("parameters".into(), Value::Array(params.iter().map(|p| param_json(self.flavor, p)).collect()));
+        Value::Object(item)
+    }
+}
+
+fn op_json(ctx: &PathCtx<'_>, op: &Op<'_>) -> Value {
+    let flavor = ctx.flavor;
     let prefix = flavor.ref_prefix();
     let mut params: Vec<Value> = op.params.iter().map(|p| param_json(flavor, p)).collect();
     let mut o = Map::new();
-    o.insert("tags".into(), json!([op.tag]));
+    o.insert("tags".into(), json!([ctx.tag]));
     o.insert("description".into(), Value::String(op.description.clone()));
     o.insert("operationId".into(), Value::String(op.operation_id.clone()));
     let mut responses = Map::new();
@@ -616,7 +660,7 @@ fn op_json(flavor: Flavor, op: &Op<'_>) -> Value {
     }
     o.insert("responses".into(), Value::Object(responses));
     o.insert("x-kubernetes-action".into(), Value::String(op.action.to_string()));
-    o.insert("x-kubernetes-group-version-kind".into(), op.gvk.clone());
+    o.insert("x-kubernetes-group-version-kind".into(), ctx.gvk.clone());
     Value::Object(o)
 }
 
@@ -655,7 +699,6 @@ fn add_kind_paths(flavor: Flavor, paths: &mut Map<String, Value>, t: &ResourceTy
     let path_params: Vec<&Param> =
         if t.namespaced { vec![&NAME_PARAM, &NAMESPACE_PARAM, &PRETTY] } else { vec![&NAME_PARAM, &PRETTY] };
     let collection_params: Vec<&Param> = if t.namespaced { vec![&NAMESPACE_PARAM, &PRETTY] } else { vec![&PRETTY] };
-    let path_level = |ps: &[&Param]| Value::Array(ps.iter().map(|p| param_json(flavor, p)).collect());
     let write_params: [&Param; 3] = [&DRY_RUN, &FIELD_MANAGER, &FIELD_VALIDATION];
     let patch_params: [&Param; 4] = [&DRY_RUN, &FIELD_MANAGER, &FIELD_VALIDATION, &FORCE];
     let delete_params: [&Param; 4] = [&DRY_RUN, &GRACE, &ORPHAN, &PROPAGATION];
@@ -665,148 +708,87 @@ fn add_kind_paths(flavor: Flavor, paths: &mut Map<String, Value>, t: &ResourceTy
         LIST_PARAMS.iter().filter(|p| p.name != "watch" && p.name != "allowWatchBookmarks").collect();
     delete_collection_params.extend(delete_params.iter().copied());
 
-    // Item path: get, put, patch, delete.
-    let mut item = Map::new();
-    item.insert(
-        "get".into(),
-        op_json(
-            flavor,
-            &Op {
-                action: "get",
-                operation_id: format!("read{gv_id}{ns_word}{kind}"),
-                description: format!("read the specified {kind}"),
-                params: &[],
-                body: None,
-                responses: &[("200", name)],
-                gvk: gvk_value.clone(),
-                tag: &tag,
-            },
-        ),
+    let ctx = PathCtx { flavor, gvk: &gvk_value, tag: &tag };
+    let id = format!("{gv_id}{ns_word}{kind}");
+
+    // Item path: get, put, delete, patch.
+    let item = ctx.path_item(
+        &[
+            Op::new("get", "get", format!("read{id}"), format!("read the specified {kind}"), &[("200", name)]),
+            Op::new(
+                "put",
+                "put",
+                format!("replace{id}"),
+                format!("replace the specified {kind}"),
+                &[("200", name), ("201", name)],
+            )
+            .params(&write_params)
+            .body(name, JSON_TYPES),
+            Op::new(
+                "delete",
+                "delete",
+                format!("delete{id}"),
+                format!("delete a {kind}"),
+                &[("200", status), ("202", status)],
+            )
+            .params(&delete_params)
+            .body(delete_options, JSON_TYPES),
+            Op::new(
+                "patch",
+                "patch",
+                format!("patch{id}"),
+                format!("partially update the specified {kind}"),
+                &[("200", name), ("201", name)],
+            )
+            .params(&patch_params)
+            .body(patch, patch_types),
+        ],
+        &path_params,
     );
-    item.insert(
-        "put".into(),
-        op_json(
-            flavor,
-            &Op {
-                action: "put",
-                operation_id: format!("replace{gv_id}{ns_word}{kind}"),
-                description: format!("replace the specified {kind}"),
-                params: &write_params,
-                body: Some((name, JSON_TYPES)),
-                responses: &[("200", name), ("201", name)],
-                gvk: gvk_value.clone(),
-                tag: &tag,
-            },
-        ),
-    );
-    item.insert(
-        "delete".into(),
-        op_json(
-            flavor,
-            &Op {
-                action: "delete",
-                operation_id: format!("delete{gv_id}{ns_word}{kind}"),
-                description: format!("delete a {kind}"),
-                params: &delete_params,
-                body: Some((delete_options, JSON_TYPES)),
-                responses: &[("200", status), ("202", status)],
-                gvk: gvk_value.clone(),
-                tag: &tag,
-            },
-        ),
-    );
-    item.insert(
-        "patch".into(),
-        op_json(
-            flavor,
-            &Op {
-                action: "patch",
-                operation_id: format!("patch{gv_id}{ns_word}{kind}"),
-                description: format!("partially update the specified {kind}"),
-                params: &patch_params,
-                body: Some((patch, patch_types)),
-                responses: &[("200", name), ("201", name)],
-                gvk: gvk_value.clone(),
-                tag: &tag,
-            },
-        ),
-    );
-    item.insert("parameters".into(), path_level(&path_params));
-    paths.insert(format!("{base}{scope}/{}/{{name}}", t.plural), Value::Object(item));
+    paths.insert(format!("{base}{scope}/{}/{{name}}", t.plural), item);
 
     // Collection path: list, create, deletecollection.
     if !list_name.is_empty() {
-        let mut coll = Map::new();
-        coll.insert(
-            "get".into(),
-            op_json(
-                flavor,
-                &Op {
-                    action: "list",
-                    operation_id: format!("list{gv_id}{ns_word}{kind}"),
-                    description: format!("list or watch objects of kind {kind}"),
-                    params: &list_params,
-                    body: None,
-                    responses: &[("200", list_name)],
-                    gvk: gvk_value.clone(),
-                    tag: &tag,
-                },
-            ),
+        let list_description = format!("list or watch objects of kind {kind}");
+        let coll = ctx.path_item(
+            &[
+                Op::new("get", "list", format!("list{id}"), list_description.clone(), &[("200", list_name)])
+                    .params(&list_params),
+                Op::new(
+                    "post",
+                    "post",
+                    format!("create{id}"),
+                    format!("create a {kind}"),
+                    &[("200", name), ("201", name), ("202", name)],
+                )
+                .params(&write_params)
+                .body(name, JSON_TYPES),
+                Op::new(
+                    "delete",
+                    "deletecollection",
+                    format!("deletecollection{id}"),
+                    format!("delete collection of {kind}"),
+                    &[("200", status)],
+                )
+                .params(&delete_collection_params)
+                .body(delete_options, JSON_TYPES),
+            ],
+            &collection_params,
         );
-        coll.insert(
-            "post".into(),
-            op_json(
-                flavor,
-                &Op {
-                    action: "post",
-                    operation_id: format!("create{gv_id}{ns_word}{kind}"),
-                    description: format!("create a {kind}"),
-                    params: &write_params,
-                    body: Some((name, JSON_TYPES)),
-                    responses: &[("200", name), ("201", name), ("202", name)],
-                    gvk: gvk_value.clone(),
-                    tag: &tag,
-                },
-            ),
-        );
-        coll.insert(
-            "delete".into(),
-            op_json(
-                flavor,
-                &Op {
-                    action: "deletecollection",
-                    operation_id: format!("deletecollection{gv_id}{ns_word}{kind}"),
-                    description: format!("delete collection of {kind}"),
-                    params: &delete_collection_params,
-                    body: Some((delete_options, JSON_TYPES)),
-                    responses: &[("200", status)],
-                    gvk: gvk_value.clone(),
-                    tag: &tag,
-                },
-            ),
-        );
-        coll.insert("parameters".into(), path_level(&collection_params));
-        paths.insert(format!("{base}{scope}/{}", t.plural), Value::Object(coll));
+        paths.insert(format!("{base}{scope}/{}", t.plural), coll);
         if t.namespaced {
-            let mut all = Map::new();
-            all.insert(
-                "get".into(),
-                op_json(
-                    flavor,
-                    &Op {
-                        action: "list",
-                        operation_id: format!("list{gv_id}{kind}ForAllNamespaces"),
-                        description: format!("list or watch objects of kind {kind}"),
-                        params: &list_params,
-                        body: None,
-                        responses: &[("200", list_name)],
-                        gvk: gvk_value.clone(),
-                        tag: &tag,
-                    },
-                ),
+            let all = ctx.path_item(
+                &[Op::new(
+                    "get",
+                    "list",
+                    format!("list{gv_id}{kind}ForAllNamespaces"),
+                    list_description,
+                    &[("200", list_name)],
+                )
+                .params(&list_params)],
+                &[&PRETTY],
             );
-            all.insert("parameters".into(), path_level(&[&PRETTY]));
-            paths.insert(format!("{base}/{}", t.plural), Value::Object(all));
+            paths.insert(format!("{base}/{}", t.plural), all);
         }
     }
 
@@ -819,57 +801,33 @@ fn add_kind_paths(flavor: Flavor, paths: &mut Map<String, Value>, t: &ResourceTy
         if !t.has_subresource(sub) {
             continue;
         }
-        let mut p = Map::new();
-        p.insert(
-            "get".into(),
-            op_json(
-                flavor,
-                &Op {
-                    action: "get",
-                    operation_id: format!("read{gv_id}{ns_word}{kind}{word}"),
-                    description: format!("read {} of the specified {kind}", sub.name()),
-                    params: &[],
-                    body: None,
-                    responses: &[("200", body)],
-                    gvk: sub_gvk.clone(),
-                    tag: &tag,
-                },
-            ),
+        let sub_ctx = PathCtx { gvk: &sub_gvk, ..ctx };
+        let what = format!("{} of the specified {kind}", sub.name());
+        let item = sub_ctx.path_item(
+            &[
+                Op::new("get", "get", format!("read{id}{word}"), format!("read {what}"), &[("200", body)]),
+                Op::new(
+                    "put",
+                    "put",
+                    format!("replace{id}{word}"),
+                    format!("replace {what}"),
+                    &[("200", body), ("201", body)],
+                )
+                .params(&write_params)
+                .body(body, JSON_TYPES),
+                Op::new(
+                    "patch",
+                    "patch",
+                    format!("patch{id}{word}"),
+                    format!("partially update {what}"),
+                    &[("200", body), ("201", body)],
+                )
+                .params(&patch_params)
+                .body(patch, patch_types),
+            ],
+            &path_params,
         );
-        p.insert(
-            "put".into(),
-            op_json(
-                flavor,
-                &Op {
-                    action: "put",
-                    operation_id: format!("replace{gv_id}{ns_word}{kind}{word}"),
-                    description: format!("replace {} of the specified {kind}", sub.name()),
-                    params: &write_params,
-                    body: Some((body, JSON_TYPES)),
-                    responses: &[("200", body), ("201", body)],
-                    gvk: sub_gvk.clone(),
-                    tag: &tag,
-                },
-            ),
-        );
-        p.insert(
-            "patch".into(),
-            op_json(
-                flavor,
-                &Op {
-                    action: "patch",
-                    operation_id: format!("patch{gv_id}{ns_word}{kind}{word}"),
-                    description: format!("partially update {} of the specified {kind}", sub.name()),
-                    params: &patch_params,
-                    body: Some((patch, patch_types)),
-                    responses: &[("200", body), ("201", body)],
-                    gvk: sub_gvk,
-                    tag: &tag,
-                },
-            ),
-        );
-        p.insert("parameters".into(), path_level(&path_params));
-        paths.insert(format!("{base}{scope}/{}/{{name}}/{}", t.plural, sub.name()), Value::Object(p));
+        paths.insert(format!("{base}{scope}/{}/{{name}}/{}", t.plural, sub.name()), item);
     }
 }
 
@@ -878,27 +836,41 @@ fn patch_schema() -> Value {
     json!({ "description": "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body.", "type": "object" })
 }
 
+/// The schema definitions (with `Patch`) and the paths of `kinds`, each sorted by key.
+fn build_defs_and_paths(
+    flavor: Flavor,
+    kinds: &[(&'static ResourceType, &'static str)],
+) -> (Map<String, Value>, Map<String, Value>) {
+    let mut schemas = build_schemas(flavor, kinds);
+    schemas.defs.insert("io.k8s.apimachinery.pkg.apis.meta.v1.Patch".into(), patch_schema());
+    schemas.defs.sort_keys();
+    let mut paths = Map::new();
+    for (t, v) in kinds {
+        add_kind_paths(flavor, &mut paths, t, v, &schemas);
+    }
+    paths.sort_keys();
+    (schemas.defs, paths)
+}
+
+/// The `BearerToken` security scheme both document flavors declare.
+fn bearer_token_scheme() -> Value {
+    json!({ "type": "apiKey", "description": "Bearer Token authentication", "name": "authorization", "in": "header" })
+}
+
 fn build_v3_group_version(types: &[&'static ResourceType], group: &str, version: &str) -> Value {
     let kinds: Vec<(&'static ResourceType, &'static str)> = types
         .iter()
         .filter(|t| t.group == group)
         .filter_map(|t| t.versions.iter().find(|v| **v == version).map(|v| (*t, *v)))
         .collect();
-    let mut schemas = build_schemas(Flavor::V3, &kinds);
-    schemas.defs.insert("io.k8s.apimachinery.pkg.apis.meta.v1.Patch".into(), patch_schema());
-    schemas.defs.sort_keys();
-    let mut paths = Map::new();
-    for (t, v) in &kinds {
-        add_kind_paths(Flavor::V3, &mut paths, t, v, &schemas);
-    }
-    paths.sort_keys();
+    let (defs, paths) = build_defs_and_paths(Flavor::V3, &kinds);
     json!({
         "openapi": "3.0.0",
         "info": { "title": "Kubernetes", "version": "v1.33.0" },
         "paths": paths,
         "components": {
-            "schemas": schemas.defs,
-            "securitySchemes": { "BearerToken": { "type": "apiKey", "description": "Bearer Token authentication", "name": "authorization", "in": "header" } },
+            "schemas": defs,
+            "securitySchemes": { "BearerToken": bearer_token_scheme() },
         },
     })
 }
@@ -906,20 +878,13 @@ fn build_v3_group_version(types: &[&'static ResourceType], group: &str, version:
 fn build_v2(types: &[&'static ResourceType]) -> Value {
     let kinds: Vec<(&'static ResourceType, &'static str)> =
         types.iter().flat_map(|t| t.versions.iter().map(move |v| (*t, *v))).collect();
-    let mut schemas = build_schemas(Flavor::V2, &kinds);
-    schemas.defs.insert("io.k8s.apimachinery.pkg.apis.meta.v1.Patch".into(), patch_schema());
-    schemas.defs.sort_keys();
-    let mut paths = Map::new();
-    for (t, v) in &kinds {
-        add_kind_paths(Flavor::V2, &mut paths, t, v, &schemas);
-    }
-    paths.sort_keys();
+    let (defs, paths) = build_defs_and_paths(Flavor::V2, &kinds);
     json!({
         "swagger": "2.0",
         "info": { "title": "Kubernetes", "version": "v1.33.0" },
         "paths": paths,
-        "definitions": schemas.defs,
-        "securityDefinitions": { "BearerToken": { "type": "apiKey", "description": "Bearer Token authentication", "name": "authorization", "in": "header" } },
+        "definitions": defs,
+        "securityDefinitions": { "BearerToken": bearer_token_scheme() },
         "security": [{ "BearerToken": [] }],
     })
 }

@@ -30,6 +30,8 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::io_error::{IoError, io_err};
+
 pub use reference::{DEFAULT_DOMAIN, normalize_reference};
 
 /// OCI and docker media types this store understands.
@@ -57,13 +59,8 @@ pub enum ImageError {
     InvalidReference { reference: String, reason: String },
     #[error("invalid digest {digest:?}: only sha256:<64 lower-case hex> is supported")]
     InvalidDigest { digest: String },
-    #[error("failed to {action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("blob {expected} failed verification: content hashes to {actual}")]
     DigestMismatch { expected: String, actual: String },
     #[error("blob {digest} is not in the store")]
@@ -101,10 +98,6 @@ pub enum ImageError {
 }
 
 type Result<T, E = ImageError> = std::result::Result<T, E>;
-
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ImageError + 'a {
-    move |source| ImageError::Io { action, path: path.to_path_buf(), source }
-}
 
 /// Checks that `digest` is `sha256:` followed by 64 lower-case hex digits; returns the hex part.
 pub fn validate_digest(digest: &str) -> Result<&str> {
@@ -275,7 +268,7 @@ impl ImageStore {
         match fs::read(&path) {
             Ok(data) => Ok(data),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ImageError::BlobNotFound { digest: digest.into() }),
-            Err(e) => Err(io_err("read blob", &path)(e)),
+            Err(e) => Err(io_err("read blob", &path)(e).into()),
         }
     }
 
@@ -284,7 +277,7 @@ impl ImageStore {
         let path = self.blob_path(digest)?;
         File::open(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => ImageError::BlobNotFound { digest: digest.into() },
-            _ => io_err("open blob", &path)(e),
+            _ => io_err("open blob", &path)(e).into(),
         })
     }
 
@@ -305,7 +298,7 @@ impl ImageStore {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(io_err("read blob content for", &tmp)(e)),
+                    Err(e) => return Err(io_err("read blob content for", &tmp)(e).into()),
                 };
                 hasher.update(&buf[..n]);
                 file.write_all(&buf[..n]).map_err(io_err("write", &tmp))?;
@@ -447,7 +440,7 @@ impl ImageStore {
         match fs::read(&path) {
             Ok(data) => parse(&data, || path.display().to_string()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(IndexFile::default()),
-            Err(e) => Err(io_err("read", &path)(e)),
+            Err(e) => Err(io_err("read", &path)(e).into()),
         }
     }
 
@@ -475,7 +468,7 @@ impl ImageStore {
         if written.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        written
+        Ok(written?)
     }
 }
 

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 pub use nix::sys::signal::Signal;
 
 use crate::bundle::Bundle;
+use crate::io_error::IoError;
 pub use runc::Runc;
 
 /// Where a container's stdout and stderr go: files, opened for appending (a detached container
@@ -48,13 +49,8 @@ pub enum RuntimeError {
     },
     #[error("runc {command} {id} failed: {message}")]
     Command { command: &'static str, id: String, message: String },
-    #[error("failed to {action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("unexpected output from runc {command} {id}: {output:?}")]
     Output { command: &'static str, id: String, output: String },
     #[error("failed to become the child subreaper (needed to collect container exit codes)")]

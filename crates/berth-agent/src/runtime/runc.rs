@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use super::{ContainerIo, ContainerState, Runtime, RuntimeError, validate_id};
 use crate::bundle::Bundle;
+use crate::io_error::io_err;
 
 /// How long `state` waits for the exit watcher after runc already reports the process stopped.
 const EXIT_RECORD_GRACE: Duration = Duration::from_secs(2);
@@ -68,11 +69,7 @@ impl Runc {
         let root = data_dir.join("runc");
         let state_dir = data_dir.join("containers");
         for dir in [&root, &state_dir] {
-            fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
-                action: "create",
-                path: dir.clone(),
-                source,
-            })?;
+            fs::create_dir_all(dir).map_err(io_err("create", dir))?;
         }
         nix::sys::prctl::set_child_subreaper(true).map_err(RuntimeError::Subreaper)?;
         Ok(Self { binary: binary.into(), root, state_dir, exits: Arc::default() })
@@ -143,7 +140,7 @@ impl Runc {
                 let _ = tx.send(Some(code));
             })
             .map(drop)
-            .map_err(|source| RuntimeError::Io { action: "spawn exit watcher for", path: error_path, source })
+            .map_err(|source| io_err("spawn exit watcher for", &error_path)(source).into())
     }
 }
 
@@ -180,12 +177,8 @@ fn reap(pid: Pid) -> Option<i32> {
 }
 
 async fn open_log(path: &Path) -> Result<File, RuntimeError> {
-    let file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .await
-        .map_err(|source| RuntimeError::Io { action: "open log", path: path.to_path_buf(), source })?;
+    let file =
+        tokio::fs::OpenOptions::new().create(true).append(true).open(path).await.map_err(io_err("open log", path))?;
     Ok(file.into_std().await)
 }
 
@@ -203,17 +196,13 @@ impl Runtime for Runc {
     async fn create(&self, id: &str, bundle: &Bundle, io: &ContainerIo) -> Result<(), RuntimeError> {
         validate_id(id)?;
         let dir = self.container_dir(id);
-        tokio::fs::create_dir_all(&dir).await.map_err(|source| RuntimeError::Io {
-            action: "create",
-            path: dir.clone(),
-            source,
-        })?;
+        tokio::fs::create_dir_all(&dir).await.map_err(io_err("create", &dir))?;
         let _ = tokio::fs::remove_file(dir.join("exit")).await;
         let pid_file = dir.join("pid");
         let log = dir.join("runc.log");
         let stdout = open_log(&io.stdout).await?;
         let stderr = if io.stderr == io.stdout {
-            stdout.try_clone().map_err(|source| RuntimeError::Io { action: "dup", path: io.stdout.clone(), source })?
+            stdout.try_clone().map_err(io_err("dup", &io.stdout))?
         } else {
             open_log(&io.stderr).await?
         };
@@ -240,11 +229,7 @@ impl Runtime for Runc {
                 .unwrap_or_else(|| format!("{status} (see {})", io.stderr.display()));
             return Err(RuntimeError::Command { command: "create", id: id.to_string(), message });
         }
-        let pid_text = tokio::fs::read_to_string(&pid_file).await.map_err(|source| RuntimeError::Io {
-            action: "read",
-            path: pid_file.clone(),
-            source,
-        })?;
+        let pid_text = tokio::fs::read_to_string(&pid_file).await.map_err(io_err("read", &pid_file))?;
         let pid: i32 = pid_text.trim().parse().map_err(|_| RuntimeError::Output {
             command: "create",
             id: id.to_string(),
@@ -301,7 +286,7 @@ impl Runtime for Runc {
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(RuntimeError::Io { action: "remove", path: dir, source }),
+            Err(source) => Err(io_err("remove", &dir)(source).into()),
         }
     }
 

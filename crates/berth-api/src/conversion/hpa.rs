@@ -112,13 +112,13 @@ fn v2_to_v1(obj: &Value) -> Value {
         .filter(|m| {
             !(is_cpu_resource(m) && m.pointer("/resource/target/averageUtilization").is_some_and(|v| !v.is_null()))
         })
-        .map(metric_spec_v2_to_v1)
+        .map(|m| metric_v2_to_v1(m, "target"))
         .collect();
     if !other.is_empty() {
         annotations.insert(METRIC_SPECS_ANNOTATION.to_string(), json!(Value::Array(other).to_string()));
     }
     if !current.is_empty() {
-        let enc: Vec<Value> = current.iter().map(metric_status_v2_to_v1).collect();
+        let enc: Vec<Value> = current.iter().map(|m| metric_v2_to_v1(m, "current")).collect();
         annotations.insert(METRIC_STATUSES_ANNOTATION.to_string(), json!(Value::Array(enc).to_string()));
     }
     if let Some(b) = spec.get("behavior").filter(|b| !b.is_null()) {
@@ -197,47 +197,69 @@ fn cpu_utilization_metric(u: Value) -> Value {
     json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": u}}})
 }
 
-/// A v2 `MetricSpec` in the v1 alpha format (`Convert_autoscaling_MetricSpec_To_v1_MetricSpec`).
-fn metric_spec_v2_to_v1(m: &Value) -> Value {
+/// The member of a `MetricSpec` or `MetricStatus` that holds the source of metric type `ty`.
+fn metric_member(ty: &str) -> Option<&'static str> {
+    match ty {
+        "Resource" => Some("resource"),
+        "ContainerResource" => Some("containerResource"),
+        "Pods" => Some("pods"),
+        "Object" => Some("object"),
+        "External" => Some("external"),
+        _ => None,
+    }
+}
+
+/// What every metric conversion starts from: the member holding the source, the source, and the
+/// output with its `type` set. `Err` holds the result to return at once: the metric unchanged
+/// when its type is unknown, only the type when the source is missing.
+fn metric_source(m: &Value) -> Result<(&'static str, &Value, Map<String, Value>), Value> {
     let ty = m.get("type").and_then(Value::as_str).unwrap_or("");
+    let Some(key) = metric_member(ty) else {
+        return Err(m.clone());
+    };
     let mut out = Map::new();
     out.insert("type".to_string(), json!(ty));
+    match m.get(key) {
+        Some(src) => Ok((key, src, out)),
+        None => Err(Value::Object(out)),
+    }
+}
+
+/// A v2 `MetricSpec` (`field` is `target`) or `MetricStatus` (`field` is `current`) in the v1
+/// alpha format, whose value fields take `field` as their prefix (`targetAverageValue`,
+/// `currentAverageValue`): `Convert_autoscaling_MetricSpec_To_v1_MetricSpec` and its
+/// `MetricStatus` twin.
+fn metric_v2_to_v1(m: &Value, field: &str) -> Value {
+    let (key, src, mut out) = match metric_source(m) {
+        Ok(parts) => parts,
+        Err(done) => return done,
+    };
+    let values = src.get(field).cloned().unwrap_or(Value::Null);
+    let prefixed = |name: &str| format!("{field}{name}");
     let mut s = Map::new();
-    let (key, src) = match ty {
-        "Resource" => ("resource", m.get("resource")),
-        "ContainerResource" => ("containerResource", m.get("containerResource")),
-        "Pods" => ("pods", m.get("pods")),
-        "Object" => ("object", m.get("object")),
-        "External" => ("external", m.get("external")),
-        _ => return m.clone(),
-    };
-    let Some(src) = src else {
-        return Value::Object(out);
-    };
-    let target = src.get("target").cloned().unwrap_or(Value::Null);
     match key {
         "resource" | "containerResource" => {
             copy(src, &mut s, &["name", "container"]);
-            put(&mut s, "targetAverageUtilization", target.get("averageUtilization"));
-            put(&mut s, "targetAverageValue", target.get("averageValue"));
+            put(&mut s, &prefixed("AverageUtilization"), values.get("averageUtilization"));
+            put(&mut s, &prefixed("AverageValue"), values.get("averageValue"));
         }
         "pods" => {
             put(&mut s, "metricName", src.pointer("/metric/name"));
             put(&mut s, "selector", src.pointer("/metric/selector"));
-            put(&mut s, "targetAverageValue", target.get("averageValue"));
+            put(&mut s, &prefixed("AverageValue"), values.get("averageValue"));
         }
         "object" => {
             put(&mut s, "target", src.get("describedObject"));
             put(&mut s, "metricName", src.pointer("/metric/name"));
             put(&mut s, "selector", src.pointer("/metric/selector"));
-            put(&mut s, "targetValue", target.get("value"));
-            put(&mut s, "averageValue", target.get("averageValue"));
+            put(&mut s, &prefixed("Value"), values.get("value"));
+            put(&mut s, "averageValue", values.get("averageValue"));
         }
         _ => {
             put(&mut s, "metricName", src.pointer("/metric/name"));
             put(&mut s, "metricSelector", src.pointer("/metric/selector"));
-            put(&mut s, "targetValue", target.get("value"));
-            put(&mut s, "targetAverageValue", target.get("averageValue"));
+            put(&mut s, &prefixed("Value"), values.get("value"));
+            put(&mut s, &prefixed("AverageValue"), values.get("averageValue"));
         }
     }
     out.insert(key.to_string(), Value::Object(s));
@@ -246,19 +268,9 @@ fn metric_spec_v2_to_v1(m: &Value) -> Value {
 
 /// A v1 alpha `MetricSpec` back in v2 form.
 fn metric_spec_v1_to_v2(m: &Value) -> Value {
-    let ty = m.get("type").and_then(Value::as_str).unwrap_or("");
-    let mut out = Map::new();
-    out.insert("type".to_string(), json!(ty));
-    let key = match ty {
-        "Resource" => "resource",
-        "ContainerResource" => "containerResource",
-        "Pods" => "pods",
-        "Object" => "object",
-        "External" => "external",
-        _ => return m.clone(),
-    };
-    let Some(src) = m.get(key) else {
-        return Value::Object(out);
+    let (key, src, mut out) = match metric_source(m) {
+        Ok(parts) => parts,
+        Err(done) => return done,
     };
     let mut s = Map::new();
     let mut target = Map::new();
@@ -312,68 +324,11 @@ fn metric_spec_v1_to_v2(m: &Value) -> Value {
     Value::Object(out)
 }
 
-/// A v2 `MetricStatus` in the v1 alpha format.
-fn metric_status_v2_to_v1(m: &Value) -> Value {
-    let ty = m.get("type").and_then(Value::as_str).unwrap_or("");
-    let key = match ty {
-        "Resource" => "resource",
-        "ContainerResource" => "containerResource",
-        "Pods" => "pods",
-        "Object" => "object",
-        "External" => "external",
-        _ => return m.clone(),
-    };
-    let mut out = Map::new();
-    out.insert("type".to_string(), json!(ty));
-    let Some(src) = m.get(key) else {
-        return Value::Object(out);
-    };
-    let current = src.get("current").cloned().unwrap_or(Value::Null);
-    let mut s = Map::new();
-    match key {
-        "resource" | "containerResource" => {
-            copy(src, &mut s, &["name", "container"]);
-            put(&mut s, "currentAverageUtilization", current.get("averageUtilization"));
-            put(&mut s, "currentAverageValue", current.get("averageValue"));
-        }
-        "pods" => {
-            put(&mut s, "metricName", src.pointer("/metric/name"));
-            put(&mut s, "selector", src.pointer("/metric/selector"));
-            put(&mut s, "currentAverageValue", current.get("averageValue"));
-        }
-        "object" => {
-            put(&mut s, "target", src.get("describedObject"));
-            put(&mut s, "metricName", src.pointer("/metric/name"));
-            put(&mut s, "selector", src.pointer("/metric/selector"));
-            put(&mut s, "currentValue", current.get("value"));
-            put(&mut s, "averageValue", current.get("averageValue"));
-        }
-        _ => {
-            put(&mut s, "metricName", src.pointer("/metric/name"));
-            put(&mut s, "metricSelector", src.pointer("/metric/selector"));
-            put(&mut s, "currentValue", current.get("value"));
-            put(&mut s, "currentAverageValue", current.get("averageValue"));
-        }
-    }
-    out.insert(key.to_string(), Value::Object(s));
-    Value::Object(out)
-}
-
 /// A v1 alpha `MetricStatus` back in v2 form.
 fn metric_status_v1_to_v2(m: &Value) -> Value {
-    let ty = m.get("type").and_then(Value::as_str).unwrap_or("");
-    let key = match ty {
-        "Resource" => "resource",
-        "ContainerResource" => "containerResource",
-        "Pods" => "pods",
-        "Object" => "object",
-        "External" => "external",
-        _ => return m.clone(),
-    };
-    let mut out = Map::new();
-    out.insert("type".to_string(), json!(ty));
-    let Some(src) = m.get(key) else {
-        return Value::Object(out);
+    let (key, src, mut out) = match metric_source(m) {
+        Ok(parts) => parts,
+        Err(done) => return done,
     };
     let mut s = Map::new();
     let mut current = Map::new();

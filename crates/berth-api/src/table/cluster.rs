@@ -20,59 +20,19 @@ use super::{
 };
 
 pub(crate) static PRINTERS: &[Printer] = &[
-    Printer { group: "networking.k8s.io", kind: "Ingress", columns: ingress_columns, row: ingress_row },
-    Printer {
-        group: "networking.k8s.io",
-        kind: "IngressClass",
-        columns: ingress_class_columns,
-        row: ingress_class_row,
-    },
-    Printer {
-        group: "networking.k8s.io",
-        kind: "NetworkPolicy",
-        columns: network_policy_columns,
-        row: network_policy_row,
-    },
-    Printer {
-        group: "discovery.k8s.io",
-        kind: "EndpointSlice",
-        columns: endpoint_slice_columns,
-        row: endpoint_slice_row,
-    },
-    Printer { group: "coordination.k8s.io", kind: "Lease", columns: lease_columns, row: lease_row },
-    Printer { group: "storage.k8s.io", kind: "StorageClass", columns: storage_class_columns, row: storage_class_row },
-    Printer {
-        group: "scheduling.k8s.io",
-        kind: "PriorityClass",
-        columns: priority_class_columns,
-        row: priority_class_row,
-    },
-    Printer {
-        group: "rbac.authorization.k8s.io",
-        kind: "RoleBinding",
-        columns: role_binding_columns,
-        row: binding_row,
-    },
-    Printer {
-        group: "rbac.authorization.k8s.io",
-        kind: "ClusterRoleBinding",
-        columns: cluster_role_binding_columns,
-        row: binding_row,
-    },
-    Printer { group: "certificates.k8s.io", kind: "CertificateSigningRequest", columns: csr_columns, row: csr_row },
-    Printer { group: "node.k8s.io", kind: "RuntimeClass", columns: runtime_class_columns, row: runtime_class_row },
-    Printer {
-        group: "admissionregistration.k8s.io",
-        kind: "MutatingWebhookConfiguration",
-        columns: webhook_columns,
-        row: webhook_row,
-    },
-    Printer {
-        group: "admissionregistration.k8s.io",
-        kind: "ValidatingWebhookConfiguration",
-        columns: webhook_columns,
-        row: webhook_row,
-    },
+    Printer::new("networking.k8s.io", "Ingress", ingress_columns, ingress_row),
+    Printer::new("networking.k8s.io", "IngressClass", ingress_class_columns, ingress_class_row),
+    Printer::new("networking.k8s.io", "NetworkPolicy", network_policy_columns, network_policy_row),
+    Printer::new("discovery.k8s.io", "EndpointSlice", endpoint_slice_columns, endpoint_slice_row),
+    Printer::new("coordination.k8s.io", "Lease", lease_columns, lease_row),
+    Printer::new("storage.k8s.io", "StorageClass", storage_class_columns, storage_class_row),
+    Printer::new("scheduling.k8s.io", "PriorityClass", priority_class_columns, priority_class_row),
+    Printer::new("rbac.authorization.k8s.io", "RoleBinding", role_binding_columns, binding_row),
+    Printer::new("rbac.authorization.k8s.io", "ClusterRoleBinding", cluster_role_binding_columns, binding_row),
+    Printer::new("certificates.k8s.io", "CertificateSigningRequest", csr_columns, csr_row),
+    Printer::new("node.k8s.io", "RuntimeClass", runtime_class_columns, runtime_class_row),
+    Printer::new("admissionregistration.k8s.io", "MutatingWebhookConfiguration", webhook_columns, webhook_row),
+    Printer::new("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", webhook_columns, webhook_row),
 ];
 
 // --- networking.k8s.io -----------------------------------------------------------------------

@@ -12,21 +12,21 @@ use super::{
 };
 
 pub(crate) static PRINTERS: &[Printer] = &[
-    Printer { group: "", kind: "Pod", columns: pod_columns, row: pod_row },
-    Printer { group: "", kind: "Node", columns: node_columns, row: node_row },
-    Printer { group: "", kind: "Service", columns: service_columns, row: service_row },
-    Printer { group: "", kind: "Event", columns: event_columns, row: event_row },
-    Printer { group: "events.k8s.io", kind: "Event", columns: event_columns, row: events_v1_row },
-    Printer { group: "", kind: "Namespace", columns: namespace_columns, row: namespace_row },
-    Printer { group: "", kind: "Endpoints", columns: endpoints_columns, row: endpoints_row },
-    Printer { group: "", kind: "ConfigMap", columns: config_map_columns, row: config_map_row },
-    Printer { group: "", kind: "Secret", columns: secret_columns, row: secret_row },
-    Printer { group: "", kind: "ServiceAccount", columns: service_account_columns, row: service_account_row },
-    Printer { group: "", kind: "PersistentVolume", columns: pv_columns, row: pv_row },
-    Printer { group: "", kind: "PersistentVolumeClaim", columns: pvc_columns, row: pvc_row },
-    Printer { group: "", kind: "ReplicationController", columns: rc_columns, row: rc_row },
-    Printer { group: "", kind: "PodTemplate", columns: pod_template_columns, row: pod_template_row },
-    Printer { group: "", kind: "ResourceQuota", columns: resource_quota_columns, row: resource_quota_row },
+    Printer::new("", "Pod", pod_columns, pod_row),
+    Printer::new("", "Node", node_columns, node_row),
+    Printer::new("", "Service", service_columns, service_row),
+    Printer::new("", "Event", event_columns, event_row),
+    Printer::new("events.k8s.io", "Event", event_columns, events_v1_row),
+    Printer::new("", "Namespace", namespace_columns, namespace_row),
+    Printer::new("", "Endpoints", endpoints_columns, endpoints_row),
+    Printer::new("", "ConfigMap", config_map_columns, config_map_row),
+    Printer::new("", "Secret", secret_columns, secret_row),
+    Printer::new("", "ServiceAccount", service_account_columns, service_account_row),
+    Printer::new("", "PersistentVolume", pv_columns, pv_row),
+    Printer::new("", "PersistentVolumeClaim", pvc_columns, pvc_row),
+    Printer::new("", "ReplicationController", rc_columns, rc_row),
+    Printer::new("", "PodTemplate", pod_template_columns, pod_template_row),
+    Printer::new("", "ResourceQuota", resource_quota_columns, resource_quota_row),
 ];
 
 // --- Pod -------------------------------------------------------------------------------------

@@ -44,6 +44,18 @@ pub(crate) struct Printer {
     pub row: fn(&Value, Timestamp) -> Vec<Value>,
 }
 
+impl Printer {
+    /// The printer of `kind` in `group` (`""` for the core group).
+    const fn new(
+        group: &'static str,
+        kind: &'static str,
+        columns: fn() -> Vec<ColumnDefinition>,
+        row: fn(&Value, Timestamp) -> Vec<Value>,
+    ) -> Self {
+        Printer { group, kind, columns, row }
+    }
+}
+
 fn printers() -> impl Iterator<Item = &'static Printer> {
     core::PRINTERS.iter().chain(workloads::PRINTERS).chain(cluster::PRINTERS)
 }

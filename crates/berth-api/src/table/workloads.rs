@@ -15,15 +15,15 @@ use super::{
 use crate::selector::LabelSelector;
 
 pub(crate) static PRINTERS: &[Printer] = &[
-    Printer { group: "apps", kind: "Deployment", columns: deployment_columns, row: deployment_row },
-    Printer { group: "apps", kind: "ReplicaSet", columns: replica_set_columns, row: replica_set_row },
-    Printer { group: "apps", kind: "StatefulSet", columns: stateful_set_columns, row: stateful_set_row },
-    Printer { group: "apps", kind: "DaemonSet", columns: daemon_set_columns, row: daemon_set_row },
-    Printer { group: "apps", kind: "ControllerRevision", columns: revision_columns, row: revision_row },
-    Printer { group: "batch", kind: "Job", columns: job_columns, row: job_row },
-    Printer { group: "batch", kind: "CronJob", columns: cron_job_columns, row: cron_job_row },
-    Printer { group: "autoscaling", kind: "HorizontalPodAutoscaler", columns: hpa_columns, row: hpa_row },
-    Printer { group: "policy", kind: "PodDisruptionBudget", columns: pdb_columns, row: pdb_row },
+    Printer::new("apps", "Deployment", deployment_columns, deployment_row),
+    Printer::new("apps", "ReplicaSet", replica_set_columns, replica_set_row),
+    Printer::new("apps", "StatefulSet", stateful_set_columns, stateful_set_row),
+    Printer::new("apps", "DaemonSet", daemon_set_columns, daemon_set_row),
+    Printer::new("apps", "ControllerRevision", revision_columns, revision_row),
+    Printer::new("batch", "Job", job_columns, job_row),
+    Printer::new("batch", "CronJob", cron_job_columns, cron_job_row),
+    Printer::new("autoscaling", "HorizontalPodAutoscaler", hpa_columns, hpa_row),
+    Printer::new("policy", "PodDisruptionBudget", pdb_columns, pdb_row),
 ];
 
 fn with_containers(mut cols: Vec<ColumnDefinition>, selector: Option<ColumnDefinition>) -> Vec<ColumnDefinition> {

@@ -234,22 +234,12 @@ mod tests {
 
     use super::*;
     use crate::defaults::autoscaling::default_hpa;
+    use crate::validation::test_util::{assert_case, strings, with};
 
     fn hpa() -> Value {
         let mut h = json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {"maxReplicas": 5,
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}});
         default_hpa(&mut h);
-        h
-    }
-
-    fn with(mut h: Value, pointer: &str, v: Value) -> Value {
-        if let Some(slot) = h.pointer_mut(pointer) {
-            *slot = v;
-        } else if let Some((parent, k)) = pointer.rsplit_once('/')
-            && let Some(o) = h.pointer_mut(parent).and_then(Value::as_object_mut)
-        {
-            o.insert(k.to_string(), v);
-        }
         h
     }
 
@@ -308,12 +298,7 @@ mod tests {
             ),
         ];
         for (name, obj, want) in cases {
-            let errs: Vec<String> = validate_hpa(&obj).iter().map(ToString::to_string).collect();
-            if want.is_empty() {
-                assert!(errs.is_empty(), "case {name:?}: {errs:#?}");
-            } else {
-                assert!(errs.iter().any(|e| e.starts_with(want)), "case {name:?}: want {want:?}, got {errs:#?}");
-            }
+            assert_case(name, &strings(validate_hpa(&obj)), want);
         }
     }
 }

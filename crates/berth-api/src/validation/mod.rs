@@ -11,6 +11,8 @@ pub mod names;
 pub mod pod;
 pub mod selector;
 pub mod service;
+#[cfg(test)]
+mod test_util;
 
 use serde_json::Value;
 

@@ -18,6 +18,7 @@ const QUALIFIED_NAME_ERR: &str =
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
 const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const C_IDENTIFIER_FMT: &str = "[A-Za-z_][A-Za-z0-9_]*";
+const C_IDENTIFIER_ERR: &str = "a valid C identifier must start with alphabetic character or '_', followed by a string of alphanumeric characters or '_'";
 const CONFIG_MAP_KEY_FMT: &str = r"[-._a-zA-Z0-9]+";
 const CONFIG_MAP_KEY_ERR: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
 
@@ -33,13 +34,54 @@ fn anchored(fmt: &str) -> Regex {
     Regex::new(&format!("^(?:{fmt})$")).expect("constant regex compiles")
 }
 
-static DNS1123_LABEL: LazyLock<Regex> = LazyLock::new(|| anchored(DNS1123_LABEL_FMT));
-static DNS1123_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| anchored(DNS1123_SUBDOMAIN_FMT));
-static DNS1035_LABEL: LazyLock<Regex> = LazyLock::new(|| anchored(DNS1035_LABEL_FMT));
-static QUALIFIED_NAME: LazyLock<Regex> = LazyLock::new(|| anchored(QUALIFIED_NAME_FMT));
-static LABEL_VALUE: LazyLock<Regex> = LazyLock::new(|| anchored(LABEL_VALUE_FMT));
-static C_IDENTIFIER: LazyLock<Regex> = LazyLock::new(|| anchored(C_IDENTIFIER_FMT));
-static CONFIG_MAP_KEY: LazyLock<Regex> = LazyLock::new(|| anchored(CONFIG_MAP_KEY_FMT));
+/// A syntax upstream checks with a regex: the pattern and what it says when a value breaks it.
+struct Format {
+    fmt: &'static str,
+    msg: &'static str,
+    regex: LazyLock<Regex>,
+}
+
+impl Format {
+    fn is_match(&self, value: &str) -> bool {
+        self.regex.is_match(value)
+    }
+
+    /// Upstream's `RegexError` for this format.
+    fn error(&self, examples: &[&str]) -> String {
+        regex_error(self.msg, self.fmt, examples)
+    }
+
+    /// The checks most formats make: a [`max_len_error`] when `value` is longer than `max_len`,
+    /// then this format's error when it does not match.
+    fn check(&self, value: &str, max_len: usize, examples: &[&str]) -> Vec<String> {
+        let mut errs = Vec::new();
+        if value.len() > max_len {
+            errs.push(max_len_error(max_len));
+        }
+        if !self.is_match(value) {
+            errs.push(self.error(examples));
+        }
+        errs
+    }
+}
+
+static DNS1123_LABEL: Format =
+    Format { fmt: DNS1123_LABEL_FMT, msg: DNS1123_LABEL_ERR, regex: LazyLock::new(|| anchored(DNS1123_LABEL_FMT)) };
+static DNS1123_SUBDOMAIN: Format = Format {
+    fmt: DNS1123_SUBDOMAIN_FMT,
+    msg: DNS1123_SUBDOMAIN_ERR,
+    regex: LazyLock::new(|| anchored(DNS1123_SUBDOMAIN_FMT)),
+};
+static DNS1035_LABEL: Format =
+    Format { fmt: DNS1035_LABEL_FMT, msg: DNS1035_LABEL_ERR, regex: LazyLock::new(|| anchored(DNS1035_LABEL_FMT)) };
+static QUALIFIED_NAME: Format =
+    Format { fmt: QUALIFIED_NAME_FMT, msg: QUALIFIED_NAME_ERR, regex: LazyLock::new(|| anchored(QUALIFIED_NAME_FMT)) };
+static LABEL_VALUE: Format =
+    Format { fmt: LABEL_VALUE_FMT, msg: LABEL_VALUE_ERR, regex: LazyLock::new(|| anchored(LABEL_VALUE_FMT)) };
+static C_IDENTIFIER: Format =
+    Format { fmt: C_IDENTIFIER_FMT, msg: C_IDENTIFIER_ERR, regex: LazyLock::new(|| anchored(C_IDENTIFIER_FMT)) };
+static CONFIG_MAP_KEY: Format =
+    Format { fmt: CONFIG_MAP_KEY_FMT, msg: CONFIG_MAP_KEY_ERR, regex: LazyLock::new(|| anchored(CONFIG_MAP_KEY_FMT)) };
 
 /// Upstream's `RegexError`: the message, examples, and the pattern (note the double space
 /// between examples, as upstream prints it).
@@ -70,38 +112,17 @@ pub fn empty_error() -> String {
 
 /// A DNS-1123 label (`my-name`), as Namespace names must be.
 pub fn is_dns1123_label(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > DNS1123_LABEL_MAX_LENGTH {
-        errs.push(max_len_error(DNS1123_LABEL_MAX_LENGTH));
-    }
-    if !DNS1123_LABEL.is_match(value) {
-        errs.push(regex_error(DNS1123_LABEL_ERR, DNS1123_LABEL_FMT, &["my-name", "123-abc"]));
-    }
-    errs
+    DNS1123_LABEL.check(value, DNS1123_LABEL_MAX_LENGTH, &["my-name", "123-abc"])
 }
 
 /// A DNS-1123 subdomain (`example.com`), as most object names must be.
 pub fn is_dns1123_subdomain(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
-        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
-    }
-    if !DNS1123_SUBDOMAIN.is_match(value) {
-        errs.push(regex_error(DNS1123_SUBDOMAIN_ERR, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
-    }
-    errs
+    DNS1123_SUBDOMAIN.check(value, DNS1123_SUBDOMAIN_MAX_LENGTH, &["example.com"])
 }
 
 /// A DNS-1035 label (`my-name`, starting with a letter), as Service names must be.
 pub fn is_dns1035_label(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > DNS1123_LABEL_MAX_LENGTH {
-        errs.push(max_len_error(DNS1123_LABEL_MAX_LENGTH));
-    }
-    if !DNS1035_LABEL.is_match(value) {
-        errs.push(regex_error(DNS1035_LABEL_ERR, DNS1035_LABEL_FMT, &["my-name", "abc-123"]));
-    }
-    errs
+    DNS1035_LABEL.check(value, DNS1123_LABEL_MAX_LENGTH, &["my-name", "abc-123"])
 }
 
 /// Upstream's `maskTrailingDash`: a `generateName` prefix may end in `-`.
@@ -156,7 +177,7 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
         _ => {
             errs.push(format!(
                 "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                regex_error(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
+                QUALIFIED_NAME.error(&["MyName", "my.name", "123-abc"])
             ));
             return errs;
         }
@@ -167,48 +188,24 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
         errs.push(format!("name part {}", max_len_error(LABEL_VALUE_MAX_LENGTH)));
     }
     if !QUALIFIED_NAME.is_match(name) {
-        errs.push(format!(
-            "name part {}",
-            regex_error(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
-        ));
+        errs.push(format!("name part {}", QUALIFIED_NAME.error(&["MyName", "my.name", "123-abc"])));
     }
     errs
 }
 
 /// A label value: empty, or up to 63 alphanumerics with `-`, `_`, `.` inside.
 pub fn is_valid_label_value(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > LABEL_VALUE_MAX_LENGTH {
-        errs.push(max_len_error(LABEL_VALUE_MAX_LENGTH));
-    }
-    if !LABEL_VALUE.is_match(value) {
-        errs.push(regex_error(LABEL_VALUE_ERR, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
-    }
-    errs
+    LABEL_VALUE.check(value, LABEL_VALUE_MAX_LENGTH, &["MyValue", "my_value", "12345"])
 }
 
 /// A C identifier (environment variable names in strict mode).
 pub fn is_c_identifier(value: &str) -> Vec<String> {
-    if C_IDENTIFIER.is_match(value) {
-        Vec::new()
-    } else {
-        vec![regex_error(
-            "a valid C identifier must start with alphabetic character or '_', followed by a string of alphanumeric characters or '_'",
-            C_IDENTIFIER_FMT,
-            &["my_name", "MY_NAME", "MyName"],
-        )]
-    }
+    if C_IDENTIFIER.is_match(value) { Vec::new() } else { vec![C_IDENTIFIER.error(&["my_name", "MY_NAME", "MyName"])] }
 }
 
 /// A ConfigMap or Secret data key.
 pub fn is_config_map_key(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
-        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
-    }
-    if !CONFIG_MAP_KEY.is_match(value) {
-        errs.push(regex_error(CONFIG_MAP_KEY_ERR, CONFIG_MAP_KEY_FMT, &["key.name", "KEY_NAME", "key-name"]));
-    }
+    let mut errs = CONFIG_MAP_KEY.check(value, DNS1123_SUBDOMAIN_MAX_LENGTH, &["key.name", "KEY_NAME", "key-name"]);
     if value == "." {
         errs.push("must not be '.'".to_string());
     } else if value == ".." {

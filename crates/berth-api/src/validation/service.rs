@@ -201,6 +201,7 @@ mod tests {
 
     use super::*;
     use crate::defaults::service::default_service;
+    use crate::validation::test_util::assert_case;
 
     fn svc(spec: Value) -> Value {
         let mut s = json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec});
@@ -314,13 +315,8 @@ mod tests {
             ),
         ];
         for (name, spec, want) in cases {
-            let errs = errors(&svc(spec));
-            if want.is_empty() {
-                // targetPort 0 is defaulted to the port, so it is valid after defaulting.
-                assert!(errs.is_empty(), "case {name:?}: {errs:#?}");
-            } else {
-                assert!(errs.iter().any(|e| e.starts_with(want)), "case {name:?}: want {want:?}, got {errs:#?}");
-            }
+            // targetPort 0 is defaulted to the port, so it is valid after defaulting.
+            assert_case(name, &errors(&svc(spec)), want);
         }
     }
 

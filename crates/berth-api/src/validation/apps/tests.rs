@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::defaults::apps as d;
+use crate::validation::test_util::{check, strings, with as set};
 
 fn template(labels: Value) -> Value {
     json!({"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}]}})
@@ -59,35 +60,6 @@ fn cron_job() -> Value {
         "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": t}}}});
     d::default_cron_job(&mut o);
     o
-}
-
-fn set(mut o: Value, pointer: &str, v: Value) -> Value {
-    if let Some(slot) = o.pointer_mut(pointer) {
-        *slot = v;
-    } else {
-        let (parent, k) = pointer.rsplit_once('/').unwrap_or(("", pointer));
-        if let Some(obj) = o.pointer_mut(parent).and_then(Value::as_object_mut) {
-            obj.insert(k.replace("~1", "/").replace("~0", "~"), v);
-        }
-    }
-    o
-}
-
-fn strings(errs: ErrorList) -> Vec<String> {
-    errs.iter().map(ToString::to_string).collect()
-}
-
-type Validate = fn(&Value) -> ErrorList;
-
-fn check(cases: Vec<(&str, Validate, Value, &str)>) {
-    for (name, f, obj, want) in cases {
-        let errs = strings(f(&obj));
-        if want.is_empty() {
-            assert!(errs.is_empty(), "case {name:?}: want no errors, got {errs:#?}");
-        } else {
-            assert!(errs.iter().any(|e| e.starts_with(want)), "case {name:?}: want {want:?}, got {errs:#?}");
-        }
-    }
 }
 
 #[test]

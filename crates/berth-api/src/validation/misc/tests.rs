@@ -3,19 +3,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-
-type Validate = fn(&Value) -> ErrorList;
-
-fn check(cases: Vec<(&str, Validate, Value, &str)>) {
-    for (name, f, obj, want) in cases {
-        let errs: Vec<String> = f(&obj).iter().map(ToString::to_string).collect();
-        if want.is_empty() {
-            assert!(errs.is_empty(), "case {name:?}: want no errors, got {errs:#?}");
-        } else {
-            assert!(errs.iter().any(|e| e.starts_with(want)), "case {name:?}: want {want:?}, got {errs:#?}");
-        }
-    }
-}
+use crate::validation::test_util::check;
 
 fn ingress(path: Value) -> Value {
     json!({"spec": {"rules": [{"host": "example.com", "http": {"paths": [path]}}]}})

@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::defaults::pod::default_pod;
+use crate::validation::test_util::with;
 
 /// A valid, defaulted pod.
 fn pod() -> Value {
@@ -15,18 +16,6 @@ fn pod() -> Value {
             "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
             "volumes": [{"name": "data"}]}});
     default_pod(&mut p);
-    p
-}
-
-fn with(mut p: Value, pointer: &str, v: Value) -> Value {
-    if let Some(slot) = p.pointer_mut(pointer) {
-        *slot = v;
-    } else {
-        let (parent, k) = pointer.rsplit_once('/').unwrap_or(("", pointer));
-        if let Some(obj) = p.pointer_mut(parent).and_then(Value::as_object_mut) {
-            obj.insert(k.replace("~1", "/").replace("~0", "~"), v);
-        }
-    }
     p
 }
 
