@@ -17,6 +17,7 @@ pub mod bundle;
 pub mod image;
 mod io_error;
 pub mod layers;
+mod mountinfo;
 pub mod network;
 pub mod runtime;
 pub mod snapshot;

@@ -162,32 +162,13 @@ fn unmount_all(path: &Path) -> Result<(), SnapshotError> {
 
 /// Whether `path` is a mount point, from `/proc/self/mountinfo`.
 pub fn is_mounted(path: &Path) -> Result<bool, SnapshotError> {
-    let info_path = Path::new("/proc/self/mountinfo");
-    let info = fs::read_to_string(info_path).map_err(io_err("read", info_path))?;
     let canonical = match fs::canonicalize(path) {
         Ok(p) => p,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(source) => return Err(io_err("resolve", path)(source).into()),
     };
-    let wanted = canonical.to_string_lossy();
-    Ok(info.lines().filter_map(|line| line.split(' ').nth(4)).any(|mp| unescape_mountinfo(mp) == wanted))
-}
-
-/// Decodes the octal escapes (`\040` for a space) of a mountinfo field. Pure.
-pub(crate) fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            out.push((bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::mountinfo::is_mount_point(&canonical)
+        .map_err(|source| io_err("read", Path::new("/proc/self/mountinfo"))(source).into())
 }
 
 #[cfg(test)]
@@ -208,13 +189,6 @@ mod tests {
             overlay_options(&many, Path::new("/u"), Path::new("/w")),
             Err(SnapshotError::TooManyLayers { .. })
         ));
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_decoded() {
-        assert_eq!(unescape_mountinfo(r"/a\040b"), "/a b");
-        assert_eq!(unescape_mountinfo(r"/plain"), "/plain");
-        assert_eq!(unescape_mountinfo(r"/trailing\04"), r"/trailing\04");
     }
 
     #[test]

@@ -287,48 +287,11 @@ pub fn release_run_dir(dir: &Path) -> Result<(), NetNsError> {
     Ok(())
 }
 
-/// Whether `path` (canonical) is a mount point in this process's mount namespace.
-pub fn is_mount_point(path: &Path) -> io::Result<bool> {
-    Ok(mount_points()?.iter().any(|p| p == path))
-}
-
-/// Mount points of this process's mount namespace, from `/proc/self/mountinfo`, with the
-/// kernel's octal escapes (`\040` for a space) decoded.
-pub fn mount_points() -> io::Result<Vec<PathBuf>> {
-    let info = fs::read_to_string("/proc/self/mountinfo")?;
-    Ok(info.lines().filter_map(|line| line.split(' ').nth(4)).map(|field| PathBuf::from(unescape(field))).collect())
-}
-
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && let Some(code) =
-                std::str::from_utf8(&bytes[i + 1..i + 4]).ok().and_then(|s| u8::from_str_radix(s, 8).ok())
-        {
-            out.push(code);
-            i += 4;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub use crate::mountinfo::{is_mount_point, mount_points};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unescape_decodes_octal_escapes_of_mountinfo() {
-        assert_eq!(unescape("/run/a\\040b"), "/run/a b");
-        assert_eq!(unescape("/plain"), "/plain");
-        assert_eq!(unescape("/trailing\\"), "/trailing\\");
-    }
 
     #[test]
     fn create_rejects_names_that_escape_the_dir() {
