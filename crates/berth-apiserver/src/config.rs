@@ -2,15 +2,10 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-/// Where objects are stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Datastore {
-    /// Embedded SQLite at this path (the default: DATA_DIR/db/state.db).
-    Sqlite(PathBuf),
-    /// etcd v3 at these `host:port` endpoints (`--datastore-endpoint etcd://h1:2379,h2:2379`).
-    Etcd(Vec<String>),
-}
+/// Where objects are stored (berth-store's endpoint forms).
+pub use berth_store::Datastore;
 
 /// Apiserver configuration.
 #[derive(Clone, Debug)]
@@ -27,6 +22,8 @@ pub struct Config {
     pub tls_san: Vec<String>,
     /// Service ClusterIP range (the `kubernetes` Service gets its first address).
     pub service_cidr: String,
+    /// How often an idle watch that allows bookmarks gets a BOOKMARK event (upstream: ~1 min).
+    pub watch_bookmark_interval: Duration,
 }
 
 impl Config {
@@ -41,6 +38,7 @@ impl Config {
             token_auth_file: None,
             tls_san: Vec::new(),
             service_cidr: "10.43.0.0/16".to_string(),
+            watch_bookmark_interval: Duration::from_secs(60),
         }
     }
 }

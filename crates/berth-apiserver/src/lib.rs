@@ -3,9 +3,32 @@
 //! berth-api registry. The only component that touches the store.
 #![forbid(unsafe_code)]
 
+mod allocator;
+pub mod authn;
+pub mod authz;
+mod body;
+mod bootstrap;
 mod config;
+mod crd;
+mod discovery;
+pub mod error;
+pub mod health;
+mod kubelet;
+pub mod metrics;
+mod negotiate;
+mod object;
+mod output;
 pub mod patch;
+pub mod pki;
+pub mod protobuf;
+mod request;
+mod resource;
+mod router;
 mod server;
+mod state;
+pub mod tls;
+pub mod version;
+mod watch;
 
 pub use config::{Config, Datastore};
 pub use server::{Server, ServerError};

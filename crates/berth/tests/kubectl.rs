@@ -219,7 +219,8 @@ fn server_side_apply_creates_then_patches() {
     let Some(k) = Kubectl::new(&server) else { return };
     let out = k.ok(&["apply", "--server-side", "-f", &fixture("deployment.yaml")]);
     assert_eq!(out.trim(), "deployment.apps/myapp serverside-applied");
-    let obj: serde_json::Value = serde_json::from_str(&k.ok(&["get", "deploy", "myapp", "-o", "json"])).expect("json");
+    let obj: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "deploy", "myapp", "-o", "json", "--show-managed-fields"])).expect("json");
     let managers: Vec<&str> = obj["metadata"]["managedFields"]
         .as_array()
         .into_iter()

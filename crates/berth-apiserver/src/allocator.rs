@@ -1,0 +1,199 @@
+//! Service ClusterIP and NodePort allocation, done by the apiserver on Service create (as
+//! upstream's service REST storage does): a free address of the service CIDR, a free port of
+//! 30000-32767 for NodePort and LoadBalancer ports, and on update the allocated values carried
+//! over when a client omits them.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use berth_api::FieldError;
+use berth_store::{RangeRequest, Store};
+use rand::Rng;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::object;
+
+/// The NodePort range.
+pub const NODE_PORT_RANGE: std::ops::RangeInclusive<i64> = 30000..=32767;
+
+const SERVICES_PREFIX: &str = "/registry/core/services/";
+
+/// Addresses and node ports already taken by other Services.
+async fn used(store: &dyn Store, except_uid: Option<&str>) -> Result<(HashSet<String>, HashSet<i64>), ApiError> {
+    let resp = store
+        .range(RangeRequest { prefix: SERVICES_PREFIX.into(), ..Default::default() })
+        .await
+        .map_err(|e| ApiError::internal(crate::error::error_chain(&e)))?;
+    let mut ips = HashSet::new();
+    let mut ports = HashSet::new();
+    for kv in &resp.kvs {
+        let Some(svc) = object::from_kv(kv) else { continue };
+        if except_uid.is_some() && object::meta_str(&svc, "uid") == except_uid {
+            continue;
+        }
+        for ip in
+            svc["spec"]["clusterIPs"].as_array().into_iter().flatten().chain(std::iter::once(&svc["spec"]["clusterIP"]))
+        {
+            if let Some(s) = ip.as_str() {
+                ips.insert(s.to_string());
+            }
+        }
+        for p in svc["spec"]["ports"].as_array().into_iter().flatten() {
+            if let Some(n) = p["nodePort"].as_i64() {
+                ports.insert(n);
+            }
+        }
+    }
+    Ok((ips, ports))
+}
+
+/// `(base, size)` of an IPv4 CIDR or `None`.
+fn cidr_range(cidr: &str) -> Option<(u32, u32)> {
+    let (addr, bits) = cidr.trim().split_once('/')?;
+    let bits: u32 = bits.parse().ok()?;
+    let IpAddr::V4(a) = addr.parse::<IpAddr>().ok()? else { return None };
+    if !(1..=30).contains(&bits) {
+        return None;
+    }
+    let mask = u32::MAX << (32 - bits);
+    Some((u32::from(a) & mask, 1u32 << (32 - bits)))
+}
+
+fn in_cidr(cidr: &str, ip: &str) -> bool {
+    let (Some((base, size)), Ok(IpAddr::V4(a))) = (cidr_range(cidr), ip.parse::<IpAddr>()) else { return false };
+    let a = u32::from(a);
+    a > base && a < base + size - 1
+}
+
+fn invalid(svc: &Value, field: &str, value: &str, detail: &str) -> ApiError {
+    let rt_name = object::name_of(svc).to_string();
+    let e = FieldError::invalid(field, value, detail);
+    let mut err = ApiError::new(422, "Invalid", format!("Service \"{rt_name}\" is invalid: {e}"));
+    err.details.name = Some(rt_name);
+    err.details.group = Some(String::new());
+    err.details.kind = Some("Service".into());
+    err.details.causes =
+        vec![crate::error::Cause { reason: e.kind.reason().into(), message: e.message(), field: field.into() }];
+    err
+}
+
+/// Fills `spec.clusterIP(s)` and node ports of a Service being created (or updated, with `old`).
+pub async fn allocate(
+    store: &dyn Store,
+    service_cidr: &str,
+    svc: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    if !svc["spec"].is_object() {
+        return Ok(());
+    }
+    if let Some(old) = old {
+        // Clients that omit allocated values keep them (upstream patchAllocatedValues).
+        let ty = svc["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
+        if ty != "ExternalName" {
+            for f in ["clusterIP", "clusterIPs"] {
+                let missing = svc["spec"].get(f).is_none_or(|v| v.is_null() || v == "" || v == &json!([]));
+                if missing && !old["spec"][f].is_null() {
+                    svc["spec"][f] = old["spec"][f].clone();
+                }
+            }
+        }
+        if matches!(ty.as_str(), "NodePort" | "LoadBalancer") {
+            let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
+            if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
+                for p in ports.iter_mut().filter(|p| p.is_object() && p["nodePort"].as_i64().unwrap_or(0) == 0) {
+                    if let Some(np) = old_ports
+                        .iter()
+                        .find(|o| o["port"] == p["port"] && o["protocol"] == p["protocol"])
+                        .and_then(|o| o["nodePort"].as_i64())
+                    {
+                        p["nodePort"] = json!(np);
+                    }
+                }
+            }
+        }
+    }
+    let ty = svc["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
+    let uid = old.and_then(|o| object::meta_str(o, "uid")).map(String::from);
+    let (used_ips, used_ports) = used(store, uid.as_deref()).await?;
+    if ty == "ExternalName" {
+        return Ok(());
+    }
+    let requested = svc["spec"]["clusterIP"].as_str().unwrap_or_default().to_string();
+    if requested == "None" {
+        svc["spec"]["clusterIPs"] = json!(["None"]);
+    } else if requested.is_empty() {
+        let Some((base, size)) = cidr_range(service_cidr) else {
+            return Err(ApiError::internal(format!("invalid service CIDR {service_cidr}")));
+        };
+        let mut rng = rand::rng();
+        let mut chosen = None;
+        // Random probes first (upstream allocates randomly), then a scan for a nearly full range.
+        for _ in 0..64 {
+            let cand = std::net::Ipv4Addr::from(base + rng.random_range(2..size - 1)).to_string();
+            if !used_ips.contains(&cand) {
+                chosen = Some(cand);
+                break;
+            }
+        }
+        if chosen.is_none() {
+            chosen =
+                (2..size - 1).map(|o| std::net::Ipv4Addr::from(base + o).to_string()).find(|c| !used_ips.contains(c));
+        }
+        let Some(ip) = chosen else {
+            return Err(invalid(svc, "spec.clusterIPs", "[]", "failed to allocate IP: range is full"));
+        };
+        svc["spec"]["clusterIP"] = json!(ip);
+        svc["spec"]["clusterIPs"] = json!([ip]);
+    } else {
+        let unchanged = old.is_some_and(|o| o["spec"]["clusterIP"] == svc["spec"]["clusterIP"]);
+        if !unchanged {
+            if !in_cidr(service_cidr, &requested) {
+                return Err(invalid(
+                    svc,
+                    "spec.clusterIPs",
+                    &format!("[]string{{\"{requested}\"}}"),
+                    &format!(
+                        "failed to allocate IP {requested}: the provided IP ({requested}) is not in the valid range. The range of valid IPs is {service_cidr}"
+                    ),
+                ));
+            }
+            if used_ips.contains(&requested) {
+                return Err(invalid(
+                    svc,
+                    "spec.clusterIPs",
+                    &format!("[]string{{\"{requested}\"}}"),
+                    &format!("failed to allocate IP {requested}: provided IP is already allocated"),
+                ));
+            }
+        }
+        if svc["spec"]["clusterIPs"].as_array().is_none_or(|a| a.is_empty()) {
+            svc["spec"]["clusterIPs"] = json!([requested]);
+        }
+    }
+    if matches!(ty.as_str(), "NodePort" | "LoadBalancer") {
+        let mut taken = used_ports;
+        let mut rng = rand::rng();
+        if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
+            for p in ports.iter_mut().filter(|p| p.is_object()) {
+                match p["nodePort"].as_i64().unwrap_or(0) {
+                    0 => {
+                        let free = (0..64)
+                            .map(|_| rng.random_range(NODE_PORT_RANGE))
+                            .find(|n| !taken.contains(n))
+                            .or_else(|| NODE_PORT_RANGE.clone().find(|n| !taken.contains(n)));
+                        if let Some(n) = free {
+                            taken.insert(n);
+                            p["nodePort"] = json!(n);
+                        }
+                    }
+                    n => {
+                        taken.insert(n);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
