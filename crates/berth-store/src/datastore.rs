@@ -28,20 +28,28 @@ impl Datastore {
     ///
     /// - `None` (or an empty string): SQLite at `default_sqlite`;
     /// - `sqlite:///abs/path.db` (`sqlite://` followed by the file path);
-    /// - `etcd://h1:2379,h2:2379` (comma-separated client endpoints).
+    /// - `etcd://h1:2379,h2:2379` (comma-separated client endpoints; `http://` and `https://`
+    ///   name etcd endpoints too, as in k3s).
     pub fn parse(endpoint: Option<&str>, default_sqlite: PathBuf) -> Result<Datastore, StoreError> {
         let Some(endpoint) = endpoint.map(str::trim).filter(|e| !e.is_empty()) else {
             return Ok(Datastore::Sqlite(default_sqlite));
         };
         if let Some(path) = endpoint.strip_prefix("sqlite://") {
+            // k3s-style `?_journal=WAL` parameters are accepted and ignored: Berth sets its own.
+            let path = path.split('?').next().unwrap_or_default();
             if path.is_empty() {
                 return Err(invalid(endpoint, "sqlite:// needs a file path, e.g. sqlite:///var/lib/berth/state.db"));
             }
             return Ok(Datastore::Sqlite(PathBuf::from(path)));
         }
-        if let Some(hosts) = endpoint.strip_prefix("etcd://") {
-            let hosts: Vec<String> =
-                hosts.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect();
+        if let Some(hosts) = strip_etcd_scheme(endpoint) {
+            // Later entries may repeat the scheme, as etcd's own --endpoints do.
+            let hosts: Vec<String> = hosts
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| strip_etcd_scheme(h).unwrap_or(h).trim_end_matches('/').to_owned())
+                .collect();
             if hosts.is_empty() {
                 return Err(invalid(endpoint, "etcd:// needs at least one host:port, e.g. etcd://127.0.0.1:2379"));
             }
@@ -52,6 +60,11 @@ impl Datastore {
         }
         Err(invalid(endpoint, "expected sqlite://PATH or etcd://HOST:PORT[,HOST:PORT...]"))
     }
+}
+
+/// The host list after an etcd scheme (`etcd://`, `http://`, `https://`).
+fn strip_etcd_scheme(endpoint: &str) -> Option<&str> {
+    ["etcd://", "http://", "https://"].iter().find_map(|scheme| endpoint.strip_prefix(scheme))
 }
 
 /// Opens the store a [`Datastore`] names.
@@ -99,6 +112,18 @@ mod tests {
     fn etcd_url_gives_every_endpoint() {
         let parsed = Datastore::parse(Some("etcd://h1:2379,h2:2379"), default()).ok();
         assert_eq!(parsed, Some(Datastore::Etcd(vec!["h1:2379".into(), "h2:2379".into()])));
+    }
+
+    #[test]
+    fn k3s_forms_are_accepted() {
+        let cases = [
+            ("sqlite:///tmp/x.db?_journal=WAL", Datastore::Sqlite(PathBuf::from("/tmp/x.db"))),
+            ("http://a:1,http://b:2", Datastore::Etcd(vec!["a:1".into(), "b:2".into()])),
+            ("https://a:1/", Datastore::Etcd(vec!["a:1".into()])),
+        ];
+        for (input, want) in cases {
+            assert_eq!(Datastore::parse(Some(input), default()).ok(), Some(want), "{input}");
+        }
     }
 
     #[test]

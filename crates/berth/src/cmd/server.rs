@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ServerArgs;
 
 /// Why a `berth server` flag was rejected.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum FlagError {
-    #[error("invalid --datastore-endpoint {0:?}: expected etcd://host:port[,host:port...] or sqlite:///path")]
-    DatastoreEndpoint(String),
+    #[error("invalid --datastore-endpoint")]
+    DatastoreEndpoint(#[source] berth_store::StoreError),
     #[error("invalid --write-kubeconfig-mode {0:?}: expected an octal mode such as 0644")]
     KubeconfigMode(String),
 }
@@ -37,39 +37,6 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
-/// Parses `--datastore-endpoint` (None: SQLite under DATA_DIR/db/).
-pub fn parse_datastore(endpoint: Option<&str>, data_dir: &Path) -> Result<Datastore, FlagError> {
-    let Some(endpoint) = endpoint.map(str::trim).filter(|e| !e.is_empty()) else {
-        return Ok(Datastore::Sqlite(data_dir.join("db").join("state.db")));
-    };
-    if let Some(path) = endpoint.strip_prefix("sqlite://") {
-        // `sqlite:///abs/path` or `sqlite://rel/path`; drop any `?_journal=WAL`-style parameters.
-        let path = path.split('?').next().unwrap_or_default();
-        if path.is_empty() {
-            return Err(FlagError::DatastoreEndpoint(endpoint.to_string()));
-        }
-        return Ok(Datastore::Sqlite(PathBuf::from(path)));
-    }
-    let hosts = ["etcd://", "https://", "http://"].iter().find_map(|p| endpoint.strip_prefix(p));
-    let Some(hosts) = hosts else {
-        return Err(FlagError::DatastoreEndpoint(endpoint.to_string()));
-    };
-    let mut endpoints = Vec::new();
-    for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
-        // Later entries may repeat the scheme, as etcd's own --endpoints do.
-        let host = ["etcd://", "https://", "http://"].iter().find_map(|p| host.strip_prefix(p)).unwrap_or(host);
-        let host = host.trim_end_matches('/');
-        if host.is_empty() || host.contains('/') {
-            return Err(FlagError::DatastoreEndpoint(endpoint.to_string()));
-        }
-        endpoints.push(host.to_string());
-    }
-    if endpoints.is_empty() {
-        return Err(FlagError::DatastoreEndpoint(endpoint.to_string()));
-    }
-    Ok(Datastore::Etcd(endpoints))
-}
-
 /// Parses an octal file mode such as `0644` or `644`.
 pub fn parse_mode(mode: &str) -> Result<u32, FlagError> {
     let digits = mode.trim().trim_start_matches("0o");
@@ -85,7 +52,8 @@ pub fn config_from_args(args: &ServerArgs) -> Result<Config, FlagError> {
     let mut config = Config::new(data_dir.clone());
     config.bind_address = args.bind_address;
     config.https_port = args.https_listen_port;
-    config.datastore = parse_datastore(args.datastore_endpoint.as_deref(), &data_dir)?;
+    config.datastore = Datastore::parse(args.datastore_endpoint.as_deref(), data_dir.join("db").join("state.db"))
+        .map_err(FlagError::DatastoreEndpoint)?;
     config.token_auth_file = args.token_auth_file.clone();
     config.tls_san = args.tls_san.clone();
     config.service_cidr = args.service_cidr.clone();
@@ -191,32 +159,6 @@ fn write_default_kubeconfig(kubeconfig: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn datastore_defaults_to_sqlite_under_data_dir() {
-        let ds = parse_datastore(None, Path::new("/d")).unwrap();
-        assert_eq!(ds, Datastore::Sqlite(PathBuf::from("/d/db/state.db")));
-    }
-
-    #[test]
-    fn datastore_parses_sqlite_and_etcd_endpoints() {
-        let cases = [
-            ("sqlite:///tmp/x.db", Datastore::Sqlite(PathBuf::from("/tmp/x.db"))),
-            ("etcd://127.0.0.1:2379", Datastore::Etcd(vec!["127.0.0.1:2379".into()])),
-            ("etcd://a:1,b:2", Datastore::Etcd(vec!["a:1".into(), "b:2".into()])),
-            ("http://a:1,http://b:2", Datastore::Etcd(vec!["a:1".into(), "b:2".into()])),
-        ];
-        for (input, want) in cases {
-            assert_eq!(parse_datastore(Some(input), Path::new("/d")).unwrap(), want, "{input}");
-        }
-    }
-
-    #[test]
-    fn datastore_rejects_unknown_schemes() {
-        for bad in ["mysql://x", "etcd://", "sqlite://", "etcd://a:1/path"] {
-            assert!(parse_datastore(Some(bad), Path::new("/d")).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn kubeconfig_mode_is_octal() {
