@@ -136,6 +136,9 @@ pub struct ServerArgs {
     /// Do not run the agent alongside the server.
     #[arg(long)]
     pub disable_agent: bool,
+    /// Do not run the scheduler.
+    #[arg(long)]
+    pub disable_scheduler: bool,
     /// Do not write the admin kubeconfig to ~/.kube/config, even when that file is absent.
     #[arg(long)]
     pub no_default_kubeconfig: bool,

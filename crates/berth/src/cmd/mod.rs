@@ -4,6 +4,7 @@
 pub mod api_resources;
 pub mod apply;
 pub mod cluster_info;
+mod components;
 pub mod create;
 pub mod delete;
 pub mod describe;

@@ -90,6 +90,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     // The agent does not exist yet; --disable-agent is accepted so k3s-style scripts work.
     let _ = args.disable_agent;
+    let components = super::components::start(&kubeconfig, &args, &cancel).await?;
 
     let url = server.url();
     {
@@ -99,6 +100,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
 
     server.wait().await;
+    components.wait().await;
     Ok(ExitCode::SUCCESS)
 }
 
