@@ -139,6 +139,9 @@ pub struct ServerArgs {
     /// Do not run the scheduler.
     #[arg(long)]
     pub disable_scheduler: bool,
+    /// Do not run the controller manager (garbage collector, ReplicaSet, Deployment, Namespace).
+    #[arg(long)]
+    pub disable_controller_manager: bool,
     /// Do not write the admin kubeconfig to ~/.kube/config, even when that file is absent.
     #[arg(long)]
     pub no_default_kubeconfig: bool,

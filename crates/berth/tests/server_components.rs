@@ -39,3 +39,49 @@ fn the_embedded_scheduler_binds_a_pending_pod_to_a_node() {
         });
     assert!(scheduled, "no Scheduled event: {events:#}");
 }
+
+/// The names of the objects of a kind (`berth get KIND -o name`), optionally by label selector.
+fn names(server: &TestServer, kind: &str, selector: &str) -> Vec<String> {
+    let mut cmd = server.berth();
+    cmd.args(["get", kind, "-o", "name"]);
+    if !selector.is_empty() {
+        cmd.args(["-l", selector]);
+    }
+    let out = cmd.output().expect("run berth");
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn the_embedded_controllers_run_a_deployment_and_cascade_its_deletion() {
+    let server = TestServer::start();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kubectl/deployment.yaml");
+    server.berth().args(["apply", "-f"]).arg(&manifest).assert().success();
+
+    let three_pods = wait_until(Duration::from_secs(30), || names(&server, "pods", "app=myapp").len() == 3);
+    assert!(three_pods, "pods: {:?}; server log:\n{}", names(&server, "pods", "app=myapp"), server.log());
+    let rs = names(&server, "replicasets", "app=myapp");
+    assert_eq!(rs.len(), 1, "{rs:?}");
+    assert!(rs[0].starts_with("replicaset.apps/myapp-"), "{rs:?}");
+
+    server.berth().args(["delete", "deployment", "myapp"]).assert().success();
+    let gone = wait_until(Duration::from_secs(30), || {
+        names(&server, "pods", "app=myapp").is_empty() && names(&server, "replicasets", "app=myapp").is_empty()
+    });
+    assert!(gone, "left behind: {:?} {:?}", names(&server, "replicasets", ""), names(&server, "pods", ""));
+}
+
+#[test]
+fn orphan_cascade_keeps_the_replicaset() {
+    let server = TestServer::start();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kubectl/deployment.yaml");
+    server.berth().args(["apply", "-f"]).arg(&manifest).assert().success();
+    assert!(wait_until(Duration::from_secs(30), || names(&server, "replicasets", "app=myapp").len() == 1));
+
+    server.berth().args(["delete", "deployment", "myapp", "--cascade=orphan"]).assert().success();
+    assert!(names(&server, "deployments", "").is_empty());
+    let rs = names(&server, "replicasets", "app=myapp");
+    assert_eq!(rs.len(), 1, "the orphaned ReplicaSet stays: {rs:?}");
+    let out = server.berth().args(["get"]).arg(&rs[0]).args(["-o", "json"]).output().expect("run berth");
+    let obj: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(obj["metadata"]["ownerReferences"].as_array().is_none_or(|r| r.is_empty()), "{obj:#}");
+}

@@ -1,5 +1,5 @@
-//! The control-plane components `berth server` runs beside the apiserver: the scheduler (and,
-//! as they land, the controller manager and the agent). Each is an API client over HTTPS with the
+//! The control-plane components `berth server` runs beside the apiserver: the controller
+//! manager and the scheduler (and, as it lands, the agent). Each is an API client over HTTPS with the
 //! admin kubeconfig, exactly as it would be in its own process, and runs as one tokio task under a
 //! child of the server's cancellation token.
 
@@ -29,6 +29,13 @@ async fn local_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
 pub async fn start(kubeconfig: &Path, args: &ServerArgs, cancel: &CancellationToken) -> anyhow::Result<Components> {
     let client = local_client(kubeconfig).await?;
     let mut components = Components { tasks: Vec::new() };
+    if !args.disable_controller_manager {
+        let (client, token) = (client.clone(), cancel.child_token());
+        components.spawn("controller-manager", cancel, async move {
+            berth_controllers::run(client, berth_controllers::ControllersConfig::default(), token).await?;
+            Ok(())
+        });
+    }
     if !args.disable_scheduler {
         let (client, token) = (client.clone(), cancel.child_token());
         components.spawn("scheduler", cancel, async move {

@@ -1,0 +1,113 @@
+//! berth-controllers: the controller-manager. Each controller is a module with a level-triggered,
+//! idempotent reconcile over a watch-driven work queue; all of them are API clients (kube-rs) and
+//! never touch the store.
+#![forbid(unsafe_code)]
+
+pub mod deployment;
+pub mod discovery;
+pub mod error;
+pub mod events;
+pub mod expectations;
+pub mod gc;
+pub mod namespace;
+pub mod queue;
+pub mod replicaset;
+pub mod util;
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+pub use error::Error;
+
+/// Names of the controllers this crate runs, as kube-controller-manager's `--controllers` spells them.
+pub const ALL_CONTROLLERS: &[&str] =
+    &["garbagecollector", "replicaset", "replicationcontroller", "deployment", "namespace"];
+
+/// Which controllers run and how.
+#[derive(Clone, Debug)]
+pub struct ControllersConfig {
+    /// Enabled controllers, kube-controller-manager style: names, `*` for all, `-name` to disable one.
+    pub controllers: Vec<String>,
+    /// Maximum number of objects reconciled concurrently per controller.
+    pub concurrency: u16,
+    /// How often every object is reconciled even without changes.
+    pub resync: Duration,
+}
+
+impl Default for ControllersConfig {
+    fn default() -> Self {
+        ControllersConfig { controllers: vec!["*".into()], concurrency: 5, resync: Duration::from_secs(300) }
+    }
+}
+
+impl ControllersConfig {
+    /// Whether the controller `name` is enabled (`-name` wins over `*`).
+    pub fn enabled(&self, name: &str) -> bool {
+        if self.controllers.iter().any(|c| c.strip_prefix('-') == Some(name)) {
+            return false;
+        }
+        self.controllers.iter().any(|c| c == name || c == "*")
+    }
+}
+
+/// Runs every enabled controller until `cancel` fires, or until one of them fails.
+pub async fn run(client: kube::Client, config: ControllersConfig, cancel: CancellationToken) -> Result<(), Error> {
+    for name in &config.controllers {
+        let bare = name.trim_start_matches('-');
+        if bare != "*" && !ALL_CONTROLLERS.contains(&bare) {
+            return Err(Error::UnknownController(bare.to_string()));
+        }
+    }
+    let mut tasks: Vec<BoxFuture<'static, Result<(), Error>>> = Vec::new();
+    if config.enabled("replicaset") {
+        tasks.push(Box::pin(replicaset::run::<k8s_openapi::api::apps::v1::ReplicaSet>(
+            client.clone(),
+            config.clone(),
+            cancel.clone(),
+        )));
+    }
+    if config.enabled("replicationcontroller") {
+        tasks.push(Box::pin(replicaset::run::<k8s_openapi::api::core::v1::ReplicationController>(
+            client.clone(),
+            config.clone(),
+            cancel.clone(),
+        )));
+    }
+    if config.enabled("deployment") {
+        tasks.push(Box::pin(deployment::run(client.clone(), config.clone(), cancel.clone())));
+    }
+    if config.enabled("garbagecollector") {
+        tasks.push(Box::pin(gc::run(client.clone(), config.clone(), cancel.clone())));
+    }
+    if config.enabled("namespace") {
+        tasks.push(Box::pin(namespace::run(client.clone(), config.clone(), cancel.clone())));
+    }
+    // The first failure stops the rest (dropping their futures); otherwise all run until cancelled.
+    futures::future::try_join_all(tasks).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enabled_follows_kube_controller_manager_syntax() {
+        let c = ControllersConfig { controllers: vec!["*".into(), "-namespace".into()], ..Default::default() };
+        assert!(c.enabled("replicaset") && c.enabled("garbagecollector"));
+        assert!(!c.enabled("namespace"));
+        let c = ControllersConfig { controllers: vec!["deployment".into()], ..Default::default() };
+        assert!(c.enabled("deployment") && !c.enabled("replicaset"));
+    }
+
+    #[tokio::test]
+    async fn unknown_controller_names_are_rejected() {
+        // The name check happens before any request, so a client to nowhere is fine.
+        let cfg = kube::Config::new("http://127.0.0.1:9".parse().expect("uri"));
+        let client = kube::Client::try_from(cfg).expect("client");
+        let config = ControllersConfig { controllers: vec!["nope".into()], ..Default::default() };
+        let err = run(client, config, CancellationToken::new()).await.expect_err("rejected");
+        assert!(matches!(err, Error::UnknownController(n) if n == "nope"));
+    }
+}
