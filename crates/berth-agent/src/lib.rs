@@ -11,16 +11,20 @@
 //! | [`snapshot`] | mounts a container's overlayfs rootfs over the unpacked layers |
 //! | [`bundle`] | builds an OCI runtime bundle (`config.json`) from a container description |
 //! | [`runtime`] | the [`Runtime`] trait and its `runc` implementation |
+//! | [`kubelet`] | the node loop: Node registration, Lease, one worker per pod |
 #![deny(unsafe_code)]
 
 pub mod bundle;
 pub mod image;
 mod io_error;
+pub mod kubelet;
 pub mod layers;
 mod mountinfo;
 pub mod network;
 pub mod runtime;
 pub mod snapshot;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use bundle::{BindMount, Bundle, BundleError, ContainerSpec, NetworkNamespace, Resources, User};
 pub use image::{Image, ImageConfig, ImageError, ImageRef, ImageStore, Layer};

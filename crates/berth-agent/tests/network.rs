@@ -16,7 +16,7 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use berth_agent::network::netns::{self, NetNs};
 use berth_agent::network::{
     BridgeNetworkOptions, CniConfig, CniNetwork, PodCidr, PodNetwork, PodNetworkRequest, PodNetworkStatus, PortMapping,
 };
+use berth_agent::testing::Prerequisites;
 
 const PLUGIN_DIR: &str = "/usr/lib/cni";
 const PLUGINS: &[&str] = &["bridge", "host-local", "portmap", "loopback"];
@@ -31,27 +32,9 @@ const PLUGINS: &[&str] = &["bridge", "host-local", "portmap", "loopback"];
 // ---------------------------------------------------------------------------------------------
 // prerequisites and host inspection
 
+/// Whether this machine can run the tests (see `berth_agent::testing::Prerequisites::check`).
 fn prerequisites(test: &str) -> bool {
-    let mut missing = Vec::new();
-    if !nix::unistd::geteuid().is_root() {
-        missing.push("root".to_string());
-    }
-    for plugin in PLUGINS {
-        if !Path::new(PLUGIN_DIR).join(plugin).is_file() {
-            missing.push(format!("{PLUGIN_DIR}/{plugin} (Debian containernetworking-plugins)"));
-        }
-    }
-    if Command::new("ip").arg("-V").output().map(|o| !o.status.success()).unwrap_or(true) {
-        missing.push("ip (iproute2)".to_string());
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: missing prerequisites under CI=true: {}", missing.join(", "));
-    }
-    eprintln!("SKIPPED {test}: missing {}", missing.join(", "));
-    false
+    Prerequisites::new().root().pod_network(PLUGIN_DIR, PLUGINS, "Debian containernetworking-plugins").check(test)
 }
 
 fn run(cmd: &str, args: &[&str]) -> String {

@@ -16,20 +16,15 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use berth_agent::image::testing::{LayerBuilder, TestImage, sha256};
 use berth_agent::image::{ImageStore, media_type};
 use berth_agent::layers::{OVERLAY_OPAQUE_XATTR, layer_dir};
 use berth_agent::runtime::Signal;
 use berth_agent::snapshot::is_mounted;
+use berth_agent::testing::Prerequisites;
 use berth_agent::{
     Bundle, ContainerIo, ContainerSpec, ContainerState, Runc, Runtime, bundle::build_spec, cleanup, prepare_rootfs,
 };
-use sha2::{Digest, Sha256};
-
-const BUSYBOX: &str = "/bin/busybox";
-const APPLETS: &[&str] = &[
-    "sh", "echo", "sleep", "httpd", "cat", "ls", "wget", "nc", "true", "false", "env", "id", "mkdir", "rm", "ps",
-    "kill", "test", "hostname", "printf",
-];
 
 // ---------------------------------------------------------------------------------------------
 // prerequisites
@@ -37,195 +32,7 @@ const APPLETS: &[&str] = &[
 /// Whether this machine can run the tests. Missing prerequisites fail under `CI=true`; otherwise
 /// the test prints why it is skipped.
 fn prerequisites(test: &str) -> bool {
-    let mut missing = Vec::new();
-    if !nix::unistd::geteuid().is_root() {
-        missing.push("root");
-    }
-    if Command::new("runc").arg("--version").output().map(|o| !o.status.success()).unwrap_or(true) {
-        missing.push("runc on PATH");
-    }
-    if !Path::new(BUSYBOX).is_file() {
-        missing.push("/bin/busybox (Debian busybox-static)");
-    }
-    if !fs::read_to_string("/proc/filesystems").unwrap_or_default().contains("overlay") {
-        missing.push("overlayfs");
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: missing prerequisites under CI=true: {}", missing.join(", "));
-    }
-    eprintln!("SKIPPED {test}: missing {}", missing.join(", "));
-    false
-}
-
-// ---------------------------------------------------------------------------------------------
-// building a busybox image
-
-fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
-
-struct LayerBuilder(tar::Builder<Vec<u8>>);
-
-impl LayerBuilder {
-    fn new() -> Self {
-        Self(tar::Builder::new(Vec::new()))
-    }
-
-    fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-        let mut h = tar::Header::new_gnu();
-        h.set_path(path).unwrap();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_mtime(1_700_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        h
-    }
-
-    fn dir(mut self, path: &str, mode: u32) -> Self {
-        let mut h = Self::header(path, tar::EntryType::Directory, mode, 0);
-        h.set_cksum();
-        self.0.append(&h, &[][..]).unwrap();
-        self
-    }
-
-    fn file_owned(mut self, path: &str, data: &[u8], mode: u32, uid: u64, gid: u64) -> Self {
-        let mut h = Self::header(path, tar::EntryType::Regular, mode, data.len() as u64);
-        h.set_uid(uid);
-        h.set_gid(gid);
-        h.set_cksum();
-        self.0.append(&h, data).unwrap();
-        self
-    }
-
-    fn file(self, path: &str, data: &[u8], mode: u32) -> Self {
-        self.file_owned(path, data, mode, 0, 0)
-    }
-
-    fn symlink(mut self, path: &str, target: &str) -> Self {
-        let mut h = Self::header(path, tar::EntryType::Symlink, 0o777, 0);
-        h.set_link_name(target).unwrap();
-        h.set_cksum();
-        self.0.append(&h, &[][..]).unwrap();
-        self
-    }
-
-    fn finish(self) -> Vec<u8> {
-        self.0.into_inner().unwrap()
-    }
-}
-
-/// A two-layer busybox image: layer 1 is busybox plus a few files; layer 2 deletes
-/// `/etc/gone.txt` (whiteout) and makes `/data` opaque (hiding `old.txt`), adding `new.txt`.
-struct TestImage {
-    layers: Vec<Vec<u8>>,
-    config: Vec<u8>,
-}
-
-impl TestImage {
-    fn busybox() -> Self {
-        let busybox = fs::read(BUSYBOX).unwrap();
-        let mut base = LayerBuilder::new()
-            .dir("bin/", 0o755)
-            .dir("etc/", 0o755)
-            .dir("tmp/", 0o1777)
-            .dir("data/", 0o755)
-            .dir("proc/", 0o555)
-            .dir("sys/", 0o555)
-            .dir("dev/", 0o755)
-            .file("bin/busybox", &busybox, 0o755)
-            .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n", 0o644)
-            .file("etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644)
-            .file("etc/gone.txt", b"deleted by layer 2\n", 0o644)
-            .file_owned("etc/owned.txt", b"owned\n", 0o640, 1234, 5678)
-            .file("data/old.txt", b"hidden by the opaque dir\n", 0o644);
-        for applet in APPLETS {
-            base = base.symlink(&format!("bin/{applet}"), "busybox");
-        }
-        let top = LayerBuilder::new()
-            .file("etc/.wh.gone.txt", b"", 0o644)
-            .dir("data/", 0o755)
-            .file("data/.wh..wh..opq", b"", 0o644)
-            .file("data/new.txt", b"added by layer 2\n", 0o644)
-            .finish();
-        let layers = vec![base.finish(), top];
-        let diff_ids: Vec<String> = layers.iter().map(|l| sha256(l)).collect();
-        let config = serde_json::to_vec(&serde_json::json!({
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {
-                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "IMAGE=busybox"],
-                "Cmd": ["sh"],
-                "WorkingDir": "/",
-            },
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        }))
-        .unwrap();
-        Self { layers, config }
-    }
-
-    fn diff_ids(&self) -> Vec<String> {
-        self.layers.iter().map(|l| sha256(l)).collect()
-    }
-
-    /// An OCI image-layout archive; the first layer gzip-compressed, the second plain.
-    fn oci_archive(&self, name: &str, path: &Path) {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&self.layers[0]).unwrap();
-        let base_gz = gz.finish().unwrap();
-        let blobs = [(media_type::OCI_LAYER_TAR_GZIP, base_gz), (media_type::OCI_LAYER_TAR, self.layers[1].clone())];
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": media_type::OCI_MANIFEST,
-            "config": {"mediaType": media_type::OCI_CONFIG, "digest": sha256(&self.config), "size": self.config.len()},
-            "layers": blobs.iter().map(|(mt, b)| serde_json::json!({
-                "mediaType": mt, "digest": sha256(b), "size": b.len(),
-            })).collect::<Vec<_>>(),
-        }))
-        .unwrap();
-        let index = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": media_type::OCI_MANIFEST,
-                "digest": sha256(&manifest),
-                "size": manifest.len(),
-                "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"},
-            }],
-        }))
-        .unwrap();
-        let mut out = LayerBuilder::new()
-            .file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, 0o644)
-            .dir("blobs/", 0o755)
-            .dir("blobs/sha256/", 0o755);
-        for blob in blobs.iter().map(|(_, b)| b).chain([&self.config, &manifest]) {
-            out = out.file(&format!("blobs/sha256/{}", &sha256(blob)[7..]), blob, 0o644);
-        }
-        fs::write(path, out.file("index.json", &index, 0o644).finish()).unwrap();
-    }
-
-    /// A legacy `docker save` archive: `<id>/layer.tar`, `<config hex>.json`, `manifest.json`,
-    /// with the second layer stored through a symlink as docker does for shared layers.
-    fn docker_archive(&self, tag: &str, path: &Path) {
-        let config_name = format!("{}.json", &sha256(&self.config)[7..]);
-        let ids: Vec<String> = self.diff_ids().iter().map(|d| d[7..].to_string()).collect();
-        let manifest = serde_json::to_vec(&serde_json::json!([{
-            "Config": config_name,
-            "RepoTags": [tag],
-            "Layers": ids.iter().map(|id| format!("{id}/layer.tar")).collect::<Vec<_>>(),
-        }]))
-        .unwrap();
-        let mut out = LayerBuilder::new().file(&config_name, &self.config, 0o644);
-        out = out.dir(&format!("{}/", ids[0]), 0o755).file(&format!("{}/layer.tar", ids[0]), &self.layers[0], 0o644);
-        out = out.file(&format!("{}/VERSION", ids[0]), b"1.0", 0o644).file(&format!("{}/json", ids[0]), b"{}", 0o644);
-        out = out.dir("shared/", 0o755).file("shared/layer.tar", &self.layers[1], 0o644);
-        out = out.dir(&format!("{}/", ids[1]), 0o755).symlink(&format!("{}/layer.tar", ids[1]), "../shared/layer.tar");
-        out = out.file("manifest.json", &manifest, 0o644).file("repositories", b"{}", 0o644);
-        fs::write(path, out.finish()).unwrap();
-    }
+    Prerequisites::new().root().containers().check(test)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -197,3 +197,72 @@ pub async fn allocate(
     }
     Ok(())
 }
+
+/// Gives a Node without `spec.podCIDR` the first /24 of `cluster_cidr` no other Node holds (as
+/// kube-controller-manager's range allocator does, here at create time). The used set is read from
+/// the stored Nodes, so a deleted Node's range is free again and a restart needs no repair.
+pub async fn allocate_pod_cidr(
+    store: &dyn Store,
+    nodes_prefix: &str,
+    cluster_cidr: &str,
+    node: &mut Value,
+) -> Result<(), ApiError> {
+    if node["spec"]["podCIDR"].as_str().is_some_and(|c| !c.is_empty()) {
+        return Ok(());
+    }
+    let resp = store
+        .range(RangeRequest { prefix: nodes_prefix.into(), ..Default::default() })
+        .await
+        .map_err(|e| ApiError::internal(crate::error::error_chain(&e)))?;
+    let used: HashSet<String> = resp
+        .kvs
+        .iter()
+        .filter_map(object::from_kv)
+        .filter_map(|n| n["spec"]["podCIDR"].as_str().map(String::from))
+        .collect();
+    let Some(cidr) = next_free_subnet(cluster_cidr, &used) else {
+        // No range left (or no IPv4 cluster CIDR): the node registers without one, as upstream.
+        tracing::warn!(cluster_cidr, node = object::name_of(node), "no free pod CIDR for node");
+        return Ok(());
+    };
+    if !node["spec"].is_object() {
+        node["spec"] = json!({});
+    }
+    node["spec"]["podCIDR"] = json!(cidr);
+    node["spec"]["podCIDRs"] = json!([cidr]);
+    Ok(())
+}
+
+/// The first /24 (or the whole range if it is smaller) of `cluster_cidr` not in `used`. Pure.
+fn next_free_subnet(cluster_cidr: &str, used: &HashSet<String>) -> Option<String> {
+    let (addr, bits) = cluster_cidr.trim().split_once('/')?;
+    let bits: u32 = bits.parse().ok()?;
+    let IpAddr::V4(a) = addr.parse::<IpAddr>().ok()? else { return None };
+    if bits > 30 {
+        return None;
+    }
+    let base = u32::from(a) & u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+    let sub_bits = bits.max(24);
+    let count = 1u32 << (sub_bits - bits);
+    (0..count)
+        .map(|i| format!("{}/{sub_bits}", std::net::Ipv4Addr::from(base + (i << (32 - sub_bits)))))
+        .find(|c| !used.contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_subnets_are_handed_out_in_order_skipping_used_ones() {
+        let mut used = HashSet::new();
+        assert_eq!(next_free_subnet("10.42.0.0/16", &used).as_deref(), Some("10.42.0.0/24"));
+        used.insert("10.42.0.0/24".to_string());
+        used.insert("10.42.1.0/24".to_string());
+        assert_eq!(next_free_subnet("10.42.0.0/16", &used).as_deref(), Some("10.42.2.0/24"));
+        assert_eq!(next_free_subnet("10.42.7.9/16", &HashSet::new()).as_deref(), Some("10.42.0.0/24"));
+        let full: HashSet<String> = ["10.9.9.0/24".to_string()].into();
+        assert_eq!(next_free_subnet("10.9.9.0/24", &full), None);
+        assert_eq!(next_free_subnet("fd00::/64", &HashSet::new()), None);
+    }
+}

@@ -22,6 +22,8 @@ pub struct Config {
     pub tls_san: Vec<String>,
     /// Service ClusterIP range (the `kubernetes` Service gets its first address).
     pub service_cidr: String,
+    /// Pod network range; a Node created without `spec.podCIDR` gets the next free /24 of it.
+    pub cluster_cidr: String,
     /// How often an idle watch that allows bookmarks gets a BOOKMARK event (upstream: ~1 min).
     pub watch_bookmark_interval: Duration,
 }
@@ -38,6 +40,7 @@ impl Config {
             token_auth_file: None,
             tls_san: Vec::new(),
             service_cidr: "10.43.0.0/16".to_string(),
+            cluster_cidr: "10.42.0.0/16".to_string(),
             watch_bookmark_interval: Duration::from_secs(60),
         }
     }

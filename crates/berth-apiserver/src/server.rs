@@ -148,6 +148,7 @@ impl Server {
             server_address: SocketAddr::new(ip, local.port()).to_string(),
             bookmark_interval: config.watch_bookmark_interval,
             service_cidr: config.service_cidr.clone(),
+            cluster_cidr: config.cluster_cidr.clone(),
             kubelet_tls: pki
                 .issue_client_cert(crate::kubelet::KUBELET_CLIENT_USER, &[pki::ADMIN_GROUP.to_string()])
                 .ok()

@@ -17,6 +17,8 @@ pub struct AppState {
     pub bookmark_interval: Duration,
     /// The Service ClusterIP range.
     pub service_cidr: String,
+    /// The pod network range Nodes get their `spec.podCIDR` from.
+    pub cluster_cidr: String,
     /// TLS client configuration for connections to kubelets (pods/log).
     pub kubelet_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Fires on shutdown: long-running watches end.

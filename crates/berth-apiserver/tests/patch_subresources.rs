@@ -116,6 +116,32 @@ async fn scale_subresource_reads_and_writes_replicas() {
 }
 
 #[tokio::test]
+async fn scale_patches_succeed_while_others_write_the_same_object() {
+    // A scale PATCH carries no resourceVersion precondition: a concurrent write (here, status
+    // updates as a controller makes them) must make the server re-apply it, never answer 409.
+    let ts = TestServer::start().await;
+    let api: Api<Deployment> = Api::namespaced(ts.client.clone(), "default");
+    api.create(&PostParams::default(), &deployment("busy")).await.unwrap();
+    let writer = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            for i in 0..200 {
+                let status = json!({"status": {"observedGeneration": i}});
+                api.patch_status("busy", &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
+            }
+        })
+    };
+    for replicas in 1..=40 {
+        let scale = api
+            .patch_scale("busy", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": replicas}})))
+            .await
+            .unwrap_or_else(|e| panic!("scale to {replicas}: {e}"));
+        assert_eq!(scale.spec.and_then(|s| s.replicas), Some(replicas));
+    }
+    writer.await.unwrap();
+}
+
+#[tokio::test]
 async fn binding_assigns_a_node_once() {
     let ts = TestServer::start().await;
     let pods: Api<Pod> = Api::namespaced(ts.client.clone(), "default");

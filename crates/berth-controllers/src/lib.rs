@@ -5,11 +5,13 @@
 
 pub mod deployment;
 pub mod discovery;
+pub mod disruption;
 pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod gc;
 pub mod namespace;
+pub mod node_lifecycle;
 pub mod queue;
 pub mod replicaset;
 pub mod util;
@@ -22,8 +24,15 @@ use tokio_util::sync::CancellationToken;
 pub use error::Error;
 
 /// Names of the controllers this crate runs, as kube-controller-manager's `--controllers` spells them.
-pub const ALL_CONTROLLERS: &[&str] =
-    &["garbagecollector", "replicaset", "replicationcontroller", "deployment", "namespace"];
+pub const ALL_CONTROLLERS: &[&str] = &[
+    "garbagecollector",
+    "replicaset",
+    "replicationcontroller",
+    "deployment",
+    "namespace",
+    "nodelifecycle",
+    "disruption",
+];
 
 /// Which controllers run and how.
 #[derive(Clone, Debug)]
@@ -34,11 +43,22 @@ pub struct ControllersConfig {
     pub concurrency: u16,
     /// How often every object is reconciled even without changes.
     pub resync: Duration,
+    /// How long a node may go without renewing its Lease before it is marked Unknown
+    /// (`--node-monitor-grace-period`, default 40 s).
+    pub node_monitor_grace_period: Duration,
+    /// How often node health is checked (`--node-monitor-period`, default 5 s).
+    pub node_monitor_period: Duration,
 }
 
 impl Default for ControllersConfig {
     fn default() -> Self {
-        ControllersConfig { controllers: vec!["*".into()], concurrency: 5, resync: Duration::from_secs(300) }
+        ControllersConfig {
+            controllers: vec!["*".into()],
+            concurrency: 5,
+            resync: Duration::from_secs(300),
+            node_monitor_grace_period: Duration::from_secs(40),
+            node_monitor_period: Duration::from_secs(5),
+        }
     }
 }
 
@@ -84,8 +104,19 @@ pub async fn run(client: kube::Client, config: ControllersConfig, cancel: Cancel
     if config.enabled("namespace") {
         tasks.push(Box::pin(namespace::run(client.clone(), config.clone(), cancel.clone())));
     }
+    if config.enabled("nodelifecycle") {
+        tasks.push(Box::pin(node_lifecycle::run(client.clone(), config.clone(), cancel.clone())));
+    }
+    if config.enabled("disruption") {
+        tasks.push(Box::pin(disruption::run(client.clone(), config.clone(), cancel.clone())));
+    }
     // The first failure stops the rest (dropping their futures); otherwise all run until cancelled.
-    futures::future::try_join_all(tasks).await.map(|_| ())
+    // Cancellation drops every controller's future at once, so a controller still waiting on a
+    // request (discovery, a first list) can never hold up the server's shutdown.
+    tokio::select! {
+        result = futures::future::try_join_all(tasks) => result.map(|_| ()),
+        () = cancel.cancelled() => Ok(()),
+    }
 }
 
 #[cfg(test)]

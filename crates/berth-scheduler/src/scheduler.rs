@@ -170,9 +170,28 @@ pub async fn run(client: Client, config: SchedulerConfig, cancel: CancellationTo
     Ok(())
 }
 
-async fn watch_nodes(shared: Arc<Shared>, synced: watch::Sender<bool>, cancel: CancellationToken) {
-    let mut stream =
-        pin!(watch_fn(Api::<Node>::all(shared.client.clone()), watcher::Config::default()).default_backoff());
+/// What a cluster-wide watch does with its events. Keys of the objects listed during a (re)list
+/// are collected, so `relisted` can drop whatever the cache holds that the list no longer has.
+struct WatchHandlers<K> {
+    /// For the warning on a watch error (`node`, `pod`).
+    kind: &'static str,
+    key: fn(&K) -> String,
+    apply: fn(&Shared, K),
+    delete: fn(&Shared, &K),
+    /// After a (re)list; `seen` holds the keys listed, `None` when no list started.
+    relisted: fn(&Shared, Option<HashSet<String>>),
+}
+
+/// Watches all objects of `K`, feeding `handlers`, and reports `synced` after each full list.
+async fn watch_all<K>(
+    shared: Arc<Shared>,
+    synced: watch::Sender<bool>,
+    cancel: CancellationToken,
+    handlers: WatchHandlers<K>,
+) where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let mut stream = pin!(watch_fn(Api::<K>::all(shared.client.clone()), watcher::Config::default()).default_backoff());
     let mut seen: Option<HashSet<String>> = None;
     loop {
         let ev = tokio::select! {
@@ -181,63 +200,62 @@ async fn watch_nodes(shared: Arc<Shared>, synced: watch::Sender<bool>, cancel: C
         };
         match ev {
             Ok(Event::Init) => seen = Some(HashSet::new()),
-            Ok(Event::InitApply(node)) | Ok(Event::Apply(node)) => {
+            Ok(Event::InitApply(obj)) | Ok(Event::Apply(obj)) => {
                 if let Some(s) = seen.as_mut() {
-                    s.insert(node.metadata.name.clone().unwrap_or_default());
+                    s.insert((handlers.key)(&obj));
                 }
-                let relevant = shared.cache().add_or_update_node(node);
-                if relevant {
-                    shared.queue.move_all_to_active_or_backoff();
-                }
+                (handlers.apply)(&shared, obj);
             }
-            Ok(Event::Delete(node)) => shared.cache().remove_node(node.metadata.name.as_deref().unwrap_or("")),
+            Ok(Event::Delete(obj)) => (handlers.delete)(&shared, &obj),
             Ok(Event::InitDone) => {
-                if let Some(s) = seen.take() {
-                    let mut cache = shared.cache();
-                    for name in cache.node_names().into_iter().filter(|n| !s.contains(n)) {
-                        cache.remove_node(&name);
-                    }
-                }
-                shared.queue.move_all_to_active_or_backoff();
+                (handlers.relisted)(&shared, seen.take());
                 let _ = synced.send(true);
             }
-            Err(e) => warn!(error = %e, "node watch error"),
+            Err(e) => warn!(error = %e, "{} watch error", handlers.kind),
         }
     }
 }
 
+async fn watch_nodes(shared: Arc<Shared>, synced: watch::Sender<bool>, cancel: CancellationToken) {
+    let handlers = WatchHandlers::<Node> {
+        kind: "node",
+        key: |node| node.metadata.name.clone().unwrap_or_default(),
+        apply: |shared, node| {
+            if shared.cache().add_or_update_node(node) {
+                shared.queue.move_all_to_active_or_backoff();
+            }
+        },
+        delete: |shared, node| shared.cache().remove_node(node.metadata.name.as_deref().unwrap_or("")),
+        relisted: |shared, seen| {
+            if let Some(s) = seen {
+                let mut cache = shared.cache();
+                for name in cache.node_names().into_iter().filter(|n| !s.contains(n)) {
+                    cache.remove_node(&name);
+                }
+            }
+            shared.queue.move_all_to_active_or_backoff();
+        },
+    };
+    watch_all(shared, synced, cancel, handlers).await
+}
+
 async fn watch_pods(shared: Arc<Shared>, synced: watch::Sender<bool>, cancel: CancellationToken) {
-    let mut stream =
-        pin!(watch_fn(Api::<Pod>::all(shared.client.clone()), watcher::Config::default()).default_backoff());
-    let mut seen: Option<HashSet<String>> = None;
-    loop {
-        let ev = tokio::select! {
-            _ = cancel.cancelled() => return,
-            ev = stream.next() => match ev { Some(ev) => ev, None => return },
-        };
-        match ev {
-            Ok(Event::Init) => seen = Some(HashSet::new()),
-            Ok(Event::InitApply(pod)) | Ok(Event::Apply(pod)) => {
-                if let Some(s) = seen.as_mut() {
-                    s.insert(pod_key(&pod));
-                }
-                shared.on_pod(pod);
+    let handlers = WatchHandlers::<Pod> {
+        kind: "pod",
+        key: pod_key,
+        apply: |shared, pod| shared.on_pod(pod),
+        delete: |shared, pod| shared.on_pod_deleted(pod),
+        relisted: |shared, seen| {
+            let Some(s) = seen else { return };
+            for key in shared.cache().confirmed_pod_keys().into_iter().filter(|k| !s.contains(k)) {
+                shared.cache().remove_pod(&key);
             }
-            Ok(Event::Delete(pod)) => shared.on_pod_deleted(&pod),
-            Ok(Event::InitDone) => {
-                if let Some(s) = seen.take() {
-                    for key in shared.cache().confirmed_pod_keys().into_iter().filter(|k| !s.contains(k)) {
-                        shared.cache().remove_pod(&key);
-                    }
-                    for key in shared.queue.keys().into_iter().filter(|k| !s.contains(k)) {
-                        shared.queue.delete(&key);
-                    }
-                }
-                let _ = synced.send(true);
+            for key in shared.queue.keys().into_iter().filter(|k| !s.contains(k)) {
+                shared.queue.delete(&key);
             }
-            Err(e) => warn!(error = %e, "pod watch error"),
-        }
-    }
+        },
+    };
+    watch_all(shared, synced, cancel, handlers).await
 }
 
 /// What one scheduling cycle decided.

@@ -80,7 +80,7 @@ pub fn log_filter(level: &str) -> String {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the Berth server (apiserver and, later, the control plane).
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Display one or many resources.
     Get(GetArgs),
     /// Show details of a specific resource or group of resources.
@@ -97,6 +97,66 @@ pub enum Command {
     Version(VersionArgs),
     /// Display the address of the control plane and cluster services.
     ClusterInfo,
+    /// Set a new size for a deployment, replica set, replication controller, or stateful set.
+    Scale(crate::cmd::scale::ScaleArgs),
+    /// Manage the rollout of a resource.
+    Rollout(crate::cmd::rollout::RolloutArgs),
+    /// Set specific features on objects (set image).
+    Set(crate::cmd::set_image::SetArgs),
+    /// Mark node as unschedulable.
+    Cordon(crate::cmd::cordon::CordonArgs),
+    /// Mark node as schedulable.
+    Uncordon(crate::cmd::cordon::CordonArgs),
+    /// Drain node in preparation for maintenance.
+    Drain(crate::cmd::drain::DrainArgs),
+    /// Update the taints on one or more nodes.
+    Taint(crate::cmd::taint::TaintArgs),
+    /// Update the labels on a resource.
+    Label(crate::cmd::label::LabelArgs),
+    /// Update the annotations on a resource.
+    Annotate(crate::cmd::annotate::AnnotateArgs),
+    /// Manage the node's image store (DATA_DIR/agent/images).
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+/// `berth image`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Import images from an OCI archive or a `docker save` tar.
+    Import(ImageImportArgs),
+    /// List the images in the store.
+    #[command(alias = "list")]
+    Ls(ImageDataDirArgs),
+    /// Remove an image by reference.
+    Rm(ImageRmArgs),
+}
+
+/// The data dir of `berth image` commands (as for `berth server`).
+#[derive(Debug, Args)]
+pub struct ImageDataDirArgs {
+    /// Folder holding state [default: as for berth server].
+    #[arg(long, short = 'd', value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `berth image import`.
+#[derive(Debug, Args)]
+pub struct ImageImportArgs {
+    /// The archive to import.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub dir: ImageDataDirArgs,
+}
+
+/// `berth image rm`.
+#[derive(Debug, Args)]
+pub struct ImageRmArgs {
+    /// Image references to remove.
+    #[arg(required = true)]
+    pub references: Vec<String>,
+    #[command(flatten)]
+    pub dir: ImageDataDirArgs,
 }
 
 /// `berth server`.
@@ -127,6 +187,9 @@ pub struct ServerArgs {
     /// IPv4 network CIDR to use for service IPs.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
+    /// IPv4 network CIDR for pod IPs; each Node gets a /24 of it.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
     /// Also write the admin kubeconfig to this path.
     #[arg(long, short = 'o', value_name = "PATH")]
     pub write_kubeconfig: Option<PathBuf>,
@@ -139,6 +202,31 @@ pub struct ServerArgs {
     /// Do not run the scheduler.
     #[arg(long)]
     pub disable_scheduler: bool,
+    /// Node name of the agent [default: the hostname].
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// IP address the node advertises [default: the first non-loopback IPv4 of the host].
+    #[arg(long, value_name = "IP")]
+    pub node_ip: Option<std::net::IpAddr>,
+    /// The OCI runtime binary the agent runs containers with.
+    #[arg(long, default_value = "runc", value_name = "PATH")]
+    pub runc: PathBuf,
+    /// Directories with the CNI plugins (bridge, host-local, portmap, loopback).
+    #[arg(long, value_name = "DIR", default_values = ["/usr/lib/cni", "/opt/cni/bin"])]
+    pub cni_bin_dir: Vec<PathBuf>,
+    /// The Linux bridge pods are attached to.
+    #[arg(long, default_value = "berth0", value_name = "NAME")]
+    pub cni_bridge: String,
+    /// Where pod network namespaces are pinned.
+    #[arg(long, default_value = "/run/berth/netns", value_name = "DIR")]
+    pub netns_dir: PathBuf,
+    /// Do not give the bridge the pods' gateway address (pods get no default route, and the
+    /// bridge plugin leaves the host's ip_forward alone).
+    #[arg(long)]
+    pub no_cni_gateway: bool,
+    /// Do not masquerade traffic from pods that leaves the pod network.
+    #[arg(long)]
+    pub no_ip_masq: bool,
     /// Do not run the controller manager (garbage collector, ReplicaSet, Deployment, Namespace).
     #[arg(long)]
     pub disable_controller_manager: bool,

@@ -68,6 +68,9 @@ pub async fn connect(global: &GlobalArgs) -> anyhow::Result<Connection> {
         .await
         .map_err(|e| anyhow::anyhow!("invalid kubeconfig: {e}"))?;
     let mut config = config;
+    // kube retries 429/503/504 itself by default (for up to minutes); kubectl surfaces them, and
+    // `drain` must see an eviction's 429 to print its retry message and honour --timeout.
+    config.default_retry = false;
     if !global.request_timeout.is_zero() {
         config.read_timeout = Some(global.request_timeout);
         config.connect_timeout = Some(global.request_timeout);

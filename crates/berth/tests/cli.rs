@@ -10,32 +10,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::{TestServer, fails, ok, run};
 
 fn manifest(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("manifests").join(name)
-}
-
-/// Runs a berth command and returns (success, stdout, stderr).
-fn run(server: &TestServer, args: &[&str]) -> (bool, String, String) {
-    let out = server.berth().args(args).output().expect("run berth");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(server: &TestServer, args: &[&str]) -> String {
-    let (success, stdout, stderr) = run(server, args);
-    assert!(success, "berth {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}", server.log());
-    stdout
-}
-
-fn fails(server: &TestServer, args: &[&str]) -> String {
-    let (success, stdout, stderr) = run(server, args);
-    assert!(!success, "berth {args:?} should fail\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    stderr
 }
 
 #[test]

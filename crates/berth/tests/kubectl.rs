@@ -183,7 +183,9 @@ fn get_as_yaml_json_and_name_shows_defaulted_objects() {
 
 #[test]
 fn apply_twice_is_unchanged_and_a_changed_file_is_configured() {
-    let server = TestServer::start();
+    // No controllers: their status writes would move resourceVersion, which this test reads to
+    // prove that a no-op apply writes nothing.
+    let server = TestServer::start_with(&["--disable-controller-manager"]);
     let Some(k) = Kubectl::new(&server) else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("deployment.yaml");

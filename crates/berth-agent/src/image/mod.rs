@@ -19,6 +19,8 @@
 
 mod archive;
 mod reference;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};

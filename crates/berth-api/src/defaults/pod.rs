@@ -38,6 +38,52 @@ pub fn default_pod(obj: &mut Value) {
         }
     }
     set_default(spec, "enableServiceLinks", json!(true));
+    default_toleration_seconds(spec);
+}
+
+/// `node.kubernetes.io/not-ready`: the taint on a node whose Ready condition is False.
+pub const TAINT_NODE_NOT_READY: &str = "node.kubernetes.io/not-ready";
+/// `node.kubernetes.io/unreachable`: the taint on a node whose Ready condition is Unknown.
+pub const TAINT_NODE_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+/// The admission plugin's `--default-not-ready-toleration-seconds` and
+/// `--default-unreachable-toleration-seconds` defaults.
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// The `DefaultTolerationSeconds` admission plugin (`plugin/pkg/admission/defaulttolerationseconds`):
+/// a pod that does not already tolerate the NoExecute taints `not-ready` and `unreachable` gets
+/// `{key, operator: Exists, effect: NoExecute, tolerationSeconds: 300}` for each.
+///
+/// Upstream runs it on create only. The defaulting here runs on create and on update, which is
+/// equivalent: a created pod already carries both tolerations (so an update finds them
+/// tolerated and changes nothing), and pod updates may not remove tolerations anyway.
+pub fn default_toleration_seconds(spec: &mut Map<String, Value>) {
+    if spec.get("tolerations").is_some_and(|t| !t.is_null() && !t.is_array()) {
+        return; // the wrong type: left for validation to report
+    }
+    let tolerates = |spec: &Map<String, Value>, taint: &str| {
+        spec.get("tolerations").and_then(Value::as_array).into_iter().flatten().any(|t| {
+            let key = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            (key == taint || key.is_empty()) && (effect == "NoExecute" || effect.is_empty())
+        })
+    };
+    for taint in [TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE] {
+        if tolerates(spec, taint) {
+            continue;
+        }
+        let toleration = json!({
+            "key": taint,
+            "operator": "Exists",
+            "effect": "NoExecute",
+            "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+        });
+        match spec.get_mut("tolerations").and_then(Value::as_array_mut) {
+            Some(list) => list.push(toleration),
+            None => {
+                spec.insert("tolerations".into(), json!([toleration]));
+            }
+        }
+    }
 }
 
 /// Defaults a pod template (`spec.template` of workloads): its spec only.
@@ -233,6 +279,37 @@ mod tests {
         assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 0);
         assert_eq!(pod["spec"]["dnsPolicy"], "Default");
         assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Never");
+    }
+
+    #[test]
+    fn default_toleration_seconds_added_unless_tolerated() {
+        let pod = defaulted(json!({"spec": {"containers": [{"name": "c", "image": "x"}]}}));
+        assert_eq!(
+            pod["spec"]["tolerations"],
+            json!([
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            ])
+        );
+        // An explicit toleration of one taint is kept and only the other is added.
+        let pod = defaulted(json!({"spec": {"containers": [{"name": "c", "image": "x"}], "tolerations": [
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5},
+        ]}}));
+        let t = pod["spec"]["tolerations"].as_array().cloned().unwrap_or_default();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0]["tolerationSeconds"], 5);
+        assert_eq!(t[1]["key"], "node.kubernetes.io/not-ready");
+        // A wildcard toleration (empty key, no effect) tolerates both.
+        let pod = defaulted(json!({"spec": {"containers": [{"name": "c", "image": "x"}],
+            "tolerations": [{"operator": "Exists"}]}}));
+        assert_eq!(pod["spec"]["tolerations"], json!([{"operator": "Exists"}]));
+        // A NoSchedule toleration of not-ready does not count.
+        let pod = defaulted(json!({"spec": {"containers": [{"name": "c", "image": "x"}],
+            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"}]}}));
+        assert_eq!(pod["spec"]["tolerations"].as_array().map(Vec::len), Some(3));
+        let mut again = pod.clone();
+        default_pod(&mut again);
+        assert_eq!(again, pod, "idempotent");
     }
 
     #[test]

@@ -148,7 +148,10 @@ async fn write_scale(
         }
         match finish_update(ctx, &old, kv.mod_revision, new, Some(&manager), dry_run).await {
             Ok(stored) => return Ok(json_response(StatusCode::OK, &scale_of(rt, &stored), "application/json")),
-            Err(e) if e.reason == "Conflict" && want.is_none() => continue,
+            // Someone wrote in between: re-read and re-apply. A client's resourceVersion (a PUT
+            // body's, or one a patch sets) is checked again against the fresh object above, so
+            // a stale one still ends in 409; a patch without one simply applies to the new object.
+            Err(e) if e.reason == "Conflict" => continue,
             Err(e) => return Err(e),
         }
     }
@@ -238,15 +241,128 @@ async fn bind(ctx: &Ctx<'_>, name: &str, body: Body) -> Result<Response, ApiErro
     Err(ApiError::conflict(rt, name))
 }
 
-/// `POST pods/{name}/eviction`: a graceful delete (disruption budgets are not checked).
+/// `POST pods/{name}/eviction`: a graceful delete that honours the pod's PodDisruptionBudget
+/// (upstream `registry/core/pod/storage/eviction.go`): with `disruptionsAllowed` 0 the answer is
+/// 429 TooManyRequests; otherwise the budget's `disruptionsAllowed` is decremented and the pod
+/// recorded in `disruptedPods` before the pod is deleted.
 async fn evict(ctx: &Ctx<'_>, name: &str, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body).await?;
     let eviction = decode_object(ctx.header(header::CONTENT_TYPE), &bytes)?;
     let opts_bytes = serde_json::to_vec(eviction.get("deleteOptions").unwrap_or(&Value::Null)).unwrap_or_default();
     let opts_bytes = if eviction.get("deleteOptions").is_some_and(|v| v.is_object()) { opts_bytes } else { Vec::new() };
     let opts = DeleteOptions::parse(ctx, &opts_bytes)?;
+    let (pod, _) = ctx.current(name).await?.ok_or_else(|| ApiError::not_found(ctx.rt(), name))?;
+    if !can_ignore_pdb(&pod) {
+        check_disruption_budget(ctx, name, &pod, opts.dry_run).await?;
+    }
     delete_one(ctx, name, &opts).await?;
     Ok(success(StatusCode::CREATED))
+}
+
+/// Pods whose eviction never needs a budget: terminal, pending or already being deleted.
+fn can_ignore_pdb(pod: &Value) -> bool {
+    meta_str(pod, "deletionTimestamp").is_some()
+        || matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed" | "Pending"))
+}
+
+/// How many pods `disruptedPods` may hold before evictions are refused (upstream `MaxDisruptedPodSize`).
+const MAX_DISRUPTED_POD_SIZE: usize = 2000;
+
+fn too_many_requests(message: String) -> ApiError {
+    let mut e =
+        ApiError::new(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.");
+    e.details.causes.push(crate::error::Cause { reason: "DisruptionBudget".into(), message, field: String::new() });
+    e
+}
+
+/// Finds the PodDisruptionBudget covering `pod` and takes one disruption from it (upstream
+/// `checkAndDecrement`), or refuses the eviction.
+async fn check_disruption_budget(ctx: &Ctx<'_>, name: &str, pod: &Value, dry_run: bool) -> Result<(), ApiError> {
+    let registry = ctx.state.registry.get();
+    let Some(pdb_rt) = registry.by_resource("policy", "v1", "poddisruptionbudgets") else { return Ok(()) };
+    let labels = crate::object::labels_of(pod);
+    let ns = ctx.ns();
+    for _ in 0..8 {
+        let range = berth_store::RangeRequest { prefix: pdb_rt.key_prefix(ns), ..Default::default() };
+        let list = ctx.state.store.range(range).await.map_err(|e| ApiError::from_store(pdb_rt, name, e))?;
+        let mut matching = Vec::new();
+        for kv in &list.kvs {
+            let Some(pdb) = crate::object::from_kv(kv) else { continue };
+            let Ok(sel) = berth_api::selector::LabelSelector::from_label_selector_json(&pdb["spec"]["selector"]) else {
+                continue;
+            };
+            // A nil or empty selector matches nothing here, not everything (as upstream).
+            if sel.is_empty() || !sel.matches(&labels) {
+                continue;
+            }
+            matching.push((pdb, kv.mod_revision));
+        }
+        if matching.len() > 1 {
+            return Err(ApiError::internal(
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            ));
+        }
+        let Some((mut pdb, rev)) = matching.pop() else { return Ok(()) };
+        let pdb_name = crate::object::name_of(&pdb).to_string();
+        let status = &pdb["status"];
+        let generation = pdb["metadata"]["generation"].as_i64().unwrap_or(0);
+        if status["observedGeneration"].as_i64().unwrap_or(0) < generation {
+            return Err(too_many_requests(format!(
+                "The disruption budget {pdb_name} is still being processed by the server."
+            )));
+        }
+        let allowed = status["disruptionsAllowed"].as_i64().unwrap_or(0);
+        if allowed < 0 {
+            return Err(ApiError::forbidden("pdb disruptions allowed is negative"));
+        }
+        if status["disruptedPods"].as_object().is_some_and(|m| m.len() > MAX_DISRUPTED_POD_SIZE) {
+            return Err(ApiError::forbidden(
+                "DisruptedPods map too big - too many evictions not confirmed by PDB controller",
+            ));
+        }
+        // An unready pod may go without taking a disruption while the budget is met
+        // (unhealthyPodEvictionPolicy IfHealthyBudget, the default).
+        let pod_ready = pod["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+        let policy = pdb["spec"]["unhealthyPodEvictionPolicy"].as_str().unwrap_or("IfHealthyBudget");
+        if !pod_ready
+            && (policy == "AlwaysAllow"
+                || status["currentHealthy"].as_i64().unwrap_or(0) >= status["desiredHealthy"].as_i64().unwrap_or(0))
+        {
+            return Ok(());
+        }
+        if allowed == 0 {
+            return Err(too_many_requests(format!(
+                "The disruption budget {pdb_name} needs {} healthy pods and has {} currently",
+                status["desiredHealthy"].as_i64().unwrap_or(0),
+                status["currentHealthy"].as_i64().unwrap_or(0)
+            )));
+        }
+        if dry_run {
+            return Ok(());
+        }
+        set_path(&mut pdb, &["status", "disruptionsAllowed"], json!(allowed - 1));
+        if allowed - 1 == 0 {
+            let conditions = pdb["status"]["conditions"].as_array().cloned().unwrap_or_default();
+            let mut conditions: Vec<Value> =
+                conditions.into_iter().filter(|c| c["type"] != "DisruptionAllowed").collect();
+            conditions.push(json!({"type": "DisruptionAllowed", "status": "False", "reason": "InsufficientPods",
+                "message": "", "observedGeneration": generation, "lastTransitionTime": crate::object::now_rfc3339()}));
+            set_path(&mut pdb, &["status", "conditions"], Value::Array(conditions));
+        }
+        if !pdb["status"]["disruptedPods"].is_object() {
+            set_path(&mut pdb, &["status", "disruptedPods"], json!({}));
+        }
+        set_path(&mut pdb, &["status", "disruptedPods", name], json!(crate::object::now_rfc3339()));
+        let key = pdb_rt.key(ns, &pdb_name);
+        match ctx.state.store.update(&key, crate::object::to_stored(&pdb), rev).await {
+            Ok(_) => return Ok(()),
+            Err(berth_store::StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(ApiError::from_store(pdb_rt, &pdb_name, e)),
+        }
+    }
+    Err(ApiError::conflict(ctx.rt(), name))
 }
 
 /// `PUT namespaces/{name}/finalize`: replaces `spec.finalizers`.

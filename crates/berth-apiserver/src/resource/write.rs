@@ -179,6 +179,11 @@ pub async fn finish_create(ctx: &Ctx<'_>, mut obj: Value, dry_run: bool) -> Resu
     if is_service(rt) && !dry_run {
         crate::allocator::allocate(ctx.state.store.as_ref(), &ctx.state.service_cidr, &mut obj, None).await?;
     }
+    if rt.group.is_empty() && rt.plural == "nodes" && !dry_run {
+        let prefix = rt.key_prefix(None);
+        crate::allocator::allocate_pod_cidr(ctx.state.store.as_ref(), &prefix, &ctx.state.cluster_cidr, &mut obj)
+            .await?;
+    }
     let mut errs = name_errors(&name);
     errs.extend(rt.validate_create(&obj));
     if !errs.is_empty() {

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 /// A running apiserver plus controllers; stopped (and its data dir removed) on drop.
 pub struct Env {
     pub client: Client,
+    /// The client configuration (to build clients with other settings).
+    pub config: kube::Config,
     pub cancel: CancellationToken,
     _server: berth_apiserver::Server,
     _dir: tempfile::TempDir,
@@ -45,8 +47,8 @@ impl Env {
         let server = berth_apiserver::Server::start(cfg, cancel.child_token()).await.expect("apiserver starts");
         let kc = Kubeconfig::read_from(server.kubeconfig_path()).expect("kubeconfig");
         let kcfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
-        let client = Client::try_from(kcfg).expect("client");
-        Env { client, cancel, _server: server, _dir: dir }
+        let client = Client::try_from(kcfg.clone()).expect("client");
+        Env { client, config: kcfg, cancel, _server: server, _dir: dir }
     }
 
     /// Starts the named controllers against this apiserver (stopped with it).
@@ -60,7 +62,13 @@ impl Env {
             controllers: controllers.iter().map(|s| s.to_string()).collect(),
             concurrency: 4,
             resync,
+            ..Default::default()
         };
+        self.start_controllers_config(config);
+    }
+
+    /// Starts controllers with a full configuration (stopped with the apiserver).
+    pub fn start_controllers_config(&self, config: ControllersConfig) {
         let c = self.client.clone();
         let token = self.cancel.child_token();
         tokio::spawn(async move {

@@ -16,12 +16,7 @@ pub fn new() -> Box<dyn Plugin> {
 }
 
 impl Plugin for BalancedAllocation {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn scores(&self) -> bool {
-        true
-    }
+    plugin_identity!(NAME, scores);
     fn score(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64 {
         let fractions: Vec<f64> = self
             .resources

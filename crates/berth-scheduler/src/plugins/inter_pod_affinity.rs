@@ -96,15 +96,7 @@ impl InterPodAffinity {
 }
 
 impl Plugin for InterPodAffinity {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn filters(&self) -> bool {
-        true
-    }
-    fn scores(&self) -> bool {
-        true
-    }
+    plugin_identity!(NAME, filters, scores);
     fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, snapshot: &Snapshot) -> Status {
         let own = required_terms(&pod.pod);
         let mut s = PreFilterState::default();

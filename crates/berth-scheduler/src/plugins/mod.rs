@@ -6,6 +6,27 @@ use std::sync::Arc;
 use crate::config::SchedulerConfig;
 use crate::framework::Plugin;
 
+/// The identity part of a `Plugin` impl: `name()` returning `$name`, and `filters()`/`scores()`
+/// returning true for the extension points listed (`filters`, `scores`).
+macro_rules! plugin_identity {
+    ($name:expr $(, $point:ident)* $(,)?) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+        $(plugin_identity!(@$point);)*
+    };
+    (@filters) => {
+        fn filters(&self) -> bool {
+            true
+        }
+    };
+    (@scores) => {
+        fn scores(&self) -> bool {
+            true
+        }
+    };
+}
+
 pub mod balanced_allocation;
 pub mod helpers;
 pub mod inter_pod_affinity;

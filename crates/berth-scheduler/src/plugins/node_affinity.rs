@@ -16,15 +16,7 @@ pub fn new() -> Box<dyn Plugin> {
 }
 
 impl Plugin for NodeAffinity {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn filters(&self) -> bool {
-        true
-    }
-    fn scores(&self) -> bool {
-        true
-    }
+    plugin_identity!(NAME, filters, scores);
     fn pre_filter(&self, _state: &mut CycleState, pod: &PodInfo, _snapshot: &Snapshot) -> Status {
         let Some(spec) = pod.pod.spec.as_ref() else { return Status::skip() };
         let has_selector = spec.node_selector.as_ref().is_some_and(|m| !m.is_empty());

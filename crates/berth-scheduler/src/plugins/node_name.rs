@@ -14,12 +14,7 @@ pub fn new() -> Box<dyn Plugin> {
 }
 
 impl Plugin for NodeName {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn filters(&self) -> bool {
-        true
-    }
+    plugin_identity!(NAME, filters);
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         match pod.node_name() {
             Some(want) if want != node.name => Status::unresolvable(ERR_REASON),

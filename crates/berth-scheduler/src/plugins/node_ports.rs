@@ -14,12 +14,7 @@ pub fn new() -> Box<dyn Plugin> {
 }
 
 impl Plugin for NodePorts {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn filters(&self) -> bool {
-        true
-    }
+    plugin_identity!(NAME, filters);
     fn pre_filter(&self, _state: &mut CycleState, pod: &PodInfo, _snapshot: &Snapshot) -> Status {
         if pod.host_ports.is_empty() { Status::skip() } else { Status::success() }
     }

@@ -66,15 +66,7 @@ fn most_requested(requested: i64, capacity: i64) -> i64 {
 }
 
 impl Plugin for NodeResourcesFit {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn filters(&self) -> bool {
-        true
-    }
-    fn scores(&self) -> bool {
-        true
-    }
+    plugin_identity!(NAME, filters, scores);
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let reasons = insufficient_resources(&pod.requests, node);
         if reasons.is_empty() {

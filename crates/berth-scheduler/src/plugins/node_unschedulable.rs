@@ -18,12 +18,7 @@ pub fn new() -> Box<dyn Plugin> {
 }
 
 impl Plugin for NodeUnschedulable {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn filters(&self) -> bool {
-        true
-    }
+    plugin_identity!(NAME, filters);
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let cordoned = node.node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
         if !cordoned {

@@ -66,15 +66,7 @@ struct PreFilterState {
 }
 
 impl Plugin for PodTopologySpread {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn filters(&self) -> bool {
-        true
-    }
-    fn scores(&self) -> bool {
-        true
-    }
+    plugin_identity!(NAME, filters, scores);
     fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, snapshot: &Snapshot) -> Status {
         let cs = constraints(pod, "DoNotSchedule");
         if cs.is_empty() {

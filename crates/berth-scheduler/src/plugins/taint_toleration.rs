@@ -19,15 +19,7 @@ pub fn untolerated_reason(key: &str, value: &str) -> String {
 }
 
 impl Plugin for TaintToleration {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn filters(&self) -> bool {
-        true
-    }
-    fn scores(&self) -> bool {
-        true
-    }
+    plugin_identity!(NAME, filters, scores);
     fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         match find_untolerated_taint(node.taints(), pod_tolerations(&pod.pod), &["NoSchedule", "NoExecute"]) {
             Some(t) => Status::unresolvable(untolerated_reason(&t.key, t.value.as_deref().unwrap_or(""))),

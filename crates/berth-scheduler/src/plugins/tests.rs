@@ -32,6 +32,26 @@ fn pod(name: &str, labels: Value, spec: Value) -> PodInfo {
     PodInfo::new(serde_json::from_value::<Pod>(body).expect("pod"))
 }
 
+/// The incoming pod `p`, unlabeled, with `spec` merged into its spec.
+fn incoming(spec: Value) -> PodInfo {
+    pod("p", json!({}), spec)
+}
+
+/// A 4-cpu, 8Gi node with labels and an empty spec.
+fn labeled(name: &str, labels: Value) -> NodeInfo {
+    node(name, labels, json!({}), "4", "8Gi")
+}
+
+/// A spec with one DoNotSchedule spread constraint over `zone` (maxSkew 1) for `app: s` pods.
+fn zone_spread(min_domains: Option<i32>) -> Value {
+    let mut c = json!({"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"app": "s"}}});
+    if let Some(m) = min_domains {
+        c["minDomains"] = json!(m);
+    }
+    json!({"topologySpreadConstraints": [c]})
+}
+
 fn requests(cpu: &str, memory: &str) -> Value {
     json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]})
 }
@@ -68,100 +88,80 @@ struct FilterCase {
 
 #[test]
 fn filters_accept_and_reject_with_upstream_reasons() {
-    let plain = || node("n", json!({}), json!({}), "4", "8Gi");
+    let plain = || labeled("n", json!({}));
     let fit = || node_resources_fit::new(Scoring::LeastAllocated, Vec::new());
     let cases = vec![
         FilterCase {
             name: "cordoned node rejects",
             plugin: node_unschedulable::new(),
-            pod: pod("p", json!({}), json!({})),
+            pod: incoming(json!({})),
             nodes: vec![node("n", json!({}), json!({"unschedulable": true}), "4", "8Gi")],
             want: (Code::UnschedulableAndUnresolvable, "node(s) were unschedulable"),
         },
         FilterCase {
             name: "cordoned node accepts tolerating pod",
             plugin: node_unschedulable::new(),
-            pod: pod(
-                "p",
-                json!({}),
-                json!({"tolerations": [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists"}]}),
-            ),
+            pod: incoming(json!({"tolerations": [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists"}]})),
             nodes: vec![node("n", json!({}), json!({"unschedulable": true}), "4", "8Gi")],
             want: (Code::Success, ""),
         },
         FilterCase {
             name: "insufficient cpu and memory in upstream order",
             plugin: fit(),
-            pod: pod("p", json!({}), requests("5", "9Gi")),
+            pod: incoming(requests("5", "9Gi")),
             nodes: vec![plain()],
             want: (Code::Unschedulable, "Insufficient cpu, Insufficient memory"),
         },
         FilterCase {
             name: "existing pods use up the node",
             plugin: fit(),
-            pod: pod("p", json!({}), requests("1", "1Gi")),
+            pod: incoming(requests("1", "1Gi")),
             nodes: vec![with_pods(plain(), vec![pod("q", json!({}), requests("3500m", "1Gi"))])],
             want: (Code::Unschedulable, "Insufficient cpu"),
         },
         FilterCase {
             name: "extended resource",
             plugin: fit(),
-            pod: pod(
-                "p",
-                json!({}),
-                json!({"containers": [{"name": "c", "resources": {"requests": {"example.com/gpu": "3"}}}]}),
-            ),
+            pod: incoming(json!({"containers": [{"name": "c", "resources": {"requests": {"example.com/gpu": "3"}}}]})),
             nodes: vec![plain()],
             want: (Code::Unschedulable, "Insufficient example.com/gpu"),
         },
         FilterCase {
             name: "fits",
             plugin: fit(),
-            pod: pod("p", json!({}), requests("4", "8Gi")),
+            pod: incoming(requests("4", "8Gi")),
             nodes: vec![plain()],
             want: (Code::Success, ""),
         },
         FilterCase {
             name: "node selector mismatch",
             plugin: node_affinity::new(),
-            pod: pod("p", json!({}), json!({"nodeSelector": {"disk": "ssd"}})),
+            pod: incoming(json!({"nodeSelector": {"disk": "ssd"}})),
             nodes: vec![plain()],
             want: (Code::UnschedulableAndUnresolvable, "node(s) didn't match Pod's node affinity/selector"),
         },
         FilterCase {
             name: "affinity NotIn and DoesNotExist match",
             plugin: node_affinity::new(),
-            pod: pod(
-                "p",
-                json!({}),
-                json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            pod: incoming(json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
                 "nodeSelectorTerms": [{"matchExpressions": [
                     {"key": "zone", "operator": "NotIn", "values": ["b"]},
-                    {"key": "spot", "operator": "DoesNotExist"}]}]}}}}),
-            ),
-            nodes: vec![node("n", json!({"zone": "a"}), json!({}), "4", "8Gi")],
+                    {"key": "spot", "operator": "DoesNotExist"}]}]}}}})),
+            nodes: vec![labeled("n", json!({"zone": "a"}))],
             want: (Code::Success, ""),
         },
         FilterCase {
             name: "affinity Lt rejects larger value",
             plugin: node_affinity::new(),
-            pod: pod(
-                "p",
-                json!({}),
-                json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["8"]}]}]}}}}),
-            ),
-            nodes: vec![node("n", json!({"cores": "16"}), json!({}), "4", "8Gi")],
+            pod: incoming(json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["8"]}]}]}}}})),
+            nodes: vec![labeled("n", json!({"cores": "16"}))],
             want: (Code::UnschedulableAndUnresolvable, "node(s) didn't match Pod's node affinity/selector"),
         },
         FilterCase {
             name: "untolerated NoExecute taint",
             plugin: taint_toleration::new(),
-            pod: pod(
-                "p",
-                json!({}),
-                json!({"tolerations": [{"key": "a", "operator": "Exists", "effect": "NoSchedule"}]}),
-            ),
+            pod: incoming(json!({"tolerations": [{"key": "a", "operator": "Exists", "effect": "NoSchedule"}]})),
             nodes: vec![node(
                 "n",
                 json!({}),
@@ -174,7 +174,7 @@ fn filters_accept_and_reject_with_upstream_reasons() {
         FilterCase {
             name: "PreferNoSchedule taint does not filter",
             plugin: taint_toleration::new(),
-            pod: pod("p", json!({}), json!({})),
+            pod: incoming(json!({})),
             nodes: vec![node(
                 "n",
                 json!({}),
@@ -187,11 +187,7 @@ fn filters_accept_and_reject_with_upstream_reasons() {
         FilterCase {
             name: "host port in use on the same protocol",
             plugin: node_ports::new(),
-            pod: pod(
-                "p",
-                json!({}),
-                json!({"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 80}]}]}),
-            ),
+            pod: incoming(json!({"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 80}]}]})),
             nodes: vec![with_pods(
                 plain(),
                 vec![pod(
@@ -205,9 +201,7 @@ fn filters_accept_and_reject_with_upstream_reasons() {
         FilterCase {
             name: "host port on another protocol is free",
             plugin: node_ports::new(),
-            pod: pod(
-                "p",
-                json!({}),
+            pod: incoming(
                 json!({"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 80, "protocol": "UDP"}]}]}),
             ),
             nodes: vec![with_pods(
@@ -229,24 +223,17 @@ fn filters_accept_and_reject_with_upstream_reasons() {
                 json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
                 "labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}]}}}),
             ),
-            nodes: vec![node("n", json!({"zone": "a"}), json!({}), "4", "8Gi")],
+            nodes: vec![labeled("n", json!({"zone": "a"}))],
             want: (Code::Success, ""),
         },
         FilterCase {
             name: "pod affinity: matching pods elsewhere reject this zone",
             plugin: inter_pod_affinity::new(),
-            pod: pod(
-                "p",
-                json!({}),
-                json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
-                "labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}]}}}),
-            ),
+            pod: incoming(json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                "labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}]}}})),
             nodes: vec![
-                node("n", json!({"zone": "a"}), json!({}), "4", "8Gi"),
-                with_pods(
-                    node("m", json!({"zone": "b"}), json!({}), "4", "8Gi"),
-                    vec![pod("db", json!({"app": "db"}), json!({}))],
-                ),
+                labeled("n", json!({"zone": "a"})),
+                with_pods(labeled("m", json!({"zone": "b"})), vec![pod("db", json!({"app": "db"}), json!({}))]),
             ],
             want: (Code::UnschedulableAndUnresolvable, "node(s) didn't match pod affinity rules"),
         },
@@ -255,7 +242,7 @@ fn filters_accept_and_reject_with_upstream_reasons() {
             plugin: inter_pod_affinity::new(),
             pod: pod("p", json!({"app": "web"}), json!({})),
             nodes: vec![with_pods(
-                node("n", json!({"kubernetes.io/hostname": "n"}), json!({}), "4", "8Gi"),
+                labeled("n", json!({"kubernetes.io/hostname": "n"})),
                 vec![pod(
                     "q",
                     json!({}),
@@ -275,7 +262,7 @@ fn filters_accept_and_reject_with_upstream_reasons() {
                 "labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname", "namespaces": ["other"]}]}}}),
             ),
             nodes: vec![with_pods(
-                node("n", json!({"kubernetes.io/hostname": "n"}), json!({}), "4", "8Gi"),
+                labeled("n", json!({"kubernetes.io/hostname": "n"})),
                 vec![pod("q", json!({"app": "web"}), json!({}))],
             )],
             want: (Code::Success, ""),
@@ -283,13 +270,8 @@ fn filters_accept_and_reject_with_upstream_reasons() {
         FilterCase {
             name: "topology spread: node without the key",
             plugin: pod_topology_spread::new(),
-            pod: pod(
-                "p",
-                json!({"app": "s"}),
-                json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
-                "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "s"}}}]}),
-            ),
-            nodes: vec![plain(), node("z", json!({"zone": "a"}), json!({}), "4", "8Gi")],
+            pod: pod("p", json!({"app": "s"}), zone_spread(None)),
+            nodes: vec![plain(), labeled("z", json!({"zone": "a"}))],
             want: (
                 Code::UnschedulableAndUnresolvable,
                 "node(s) didn't match pod topology spread constraints (missing required label)",
@@ -298,39 +280,20 @@ fn filters_accept_and_reject_with_upstream_reasons() {
         FilterCase {
             name: "topology spread: skew would exceed maxSkew",
             plugin: pod_topology_spread::new(),
-            pod: pod(
-                "p",
-                json!({"app": "s"}),
-                json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
-                "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "s"}}}]}),
-            ),
+            pod: pod("p", json!({"app": "s"}), zone_spread(None)),
             nodes: vec![
-                with_pods(
-                    node("a", json!({"zone": "a"}), json!({}), "4", "8Gi"),
-                    vec![pod("s1", json!({"app": "s"}), json!({}))],
-                ),
-                node("b", json!({"zone": "b"}), json!({}), "4", "8Gi"),
+                with_pods(labeled("a", json!({"zone": "a"})), vec![pod("s1", json!({"app": "s"}), json!({}))]),
+                labeled("b", json!({"zone": "b"})),
             ],
             want: (Code::Unschedulable, "node(s) didn't match pod topology spread constraints"),
         },
         FilterCase {
             name: "topology spread: minDomains counts missing domains as empty",
             plugin: pod_topology_spread::new(),
-            pod: pod(
-                "p",
-                json!({"app": "s"}),
-                json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "minDomains": 3,
-                "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "s"}}}]}),
-            ),
+            pod: pod("p", json!({"app": "s"}), zone_spread(Some(3))),
             nodes: vec![
-                with_pods(
-                    node("a", json!({"zone": "a"}), json!({}), "4", "8Gi"),
-                    vec![pod("s1", json!({"app": "s"}), json!({}))],
-                ),
-                with_pods(
-                    node("b", json!({"zone": "b"}), json!({}), "4", "8Gi"),
-                    vec![pod("s2", json!({"app": "s"}), json!({}))],
-                ),
+                with_pods(labeled("a", json!({"zone": "a"})), vec![pod("s1", json!({"app": "s"}), json!({}))]),
+                with_pods(labeled("b", json!({"zone": "b"})), vec![pod("s2", json!({"app": "s"}), json!({}))]),
             ],
             want: (Code::Unschedulable, "node(s) didn't match pod topology spread constraints"),
         },
@@ -369,33 +332,29 @@ fn scoring_picks_the_node_each_strategy_prefers() {
         Case {
             name: "least allocated prefers the idle node",
             scoring: Scoring::LeastAllocated,
-            pod: pod("p", json!({}), requests("1", "1Gi")),
+            pod: incoming(requests("1", "1Gi")),
             nodes: vec![busy(), idle()],
             want: "idle",
         },
         Case {
             name: "most allocated prefers the busy node",
             scoring: Scoring::MostAllocated,
-            pod: pod("p", json!({}), requests("1", "1Gi")),
+            pod: incoming(requests("1", "1Gi")),
             nodes: vec![busy(), idle()],
             want: "busy",
         },
         Case {
             name: "preferred node affinity outweighs resources",
             scoring: Scoring::LeastAllocated,
-            pod: pod(
-                "p",
-                json!({}),
-                json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
-                "weight": 100, "preference": {"matchExpressions": [{"key": "fast", "operator": "Exists"}]}}]}}}),
-            ),
+            pod: incoming(json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+                "weight": 100, "preference": {"matchExpressions": [{"key": "fast", "operator": "Exists"}]}}]}}})),
             nodes: vec![idle(), node("fastbusy", json!({"fast": "yes"}), json!({}), "4", "4Gi")],
             want: "fastbusy",
         },
         Case {
             name: "PreferNoSchedule taint is avoided",
             scoring: Scoring::LeastAllocated,
-            pod: pod("p", json!({}), json!({})),
+            pod: incoming(json!({})),
             nodes: vec![
                 node("tainted", json!({}), json!({"taints": [{"key": "a", "effect": "PreferNoSchedule"}]}), "4", "4Gi"),
                 node("clean", json!({}), json!({}), "4", "4Gi"),
@@ -405,9 +364,7 @@ fn scoring_picks_the_node_each_strategy_prefers() {
         Case {
             name: "preferred pod anti-affinity avoids the node with a match",
             scoring: Scoring::LeastAllocated,
-            pod: pod(
-                "p",
-                json!({}),
+            pod: incoming(
                 json!({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
                 "weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "x"}}, "topologyKey": "kubernetes.io/hostname"}}]}}}),
             ),
@@ -437,11 +394,8 @@ fn scoring_picks_the_node_each_strategy_prefers() {
 #[test]
 fn schedule_reports_every_failing_node_and_no_nodes() {
     let fw = framework(Scoring::LeastAllocated);
-    let p = pod("p", json!({}), requests("8", "1Gi"));
-    let nodes = vec![
-        node("a", json!({}), json!({}), "4", "8Gi"),
-        node("b", json!({}), json!({"unschedulable": true}), "4", "8Gi"),
-    ];
+    let p = incoming(requests("8", "1Gi"));
+    let nodes = vec![labeled("a", json!({})), node("b", json!({}), json!({"unschedulable": true}), "4", "8Gi")];
     let snapshot = Snapshot::new(nodes.into_iter().map(Arc::new).collect());
     match fw.schedule(&p, &snapshot) {
         Err(ScheduleError::Fit(f)) => {
@@ -465,12 +419,9 @@ fn preemption_picks_the_node_with_the_least_important_victims() {
     };
     let prio = |name: &str, p: i32| prio_cpu(name, p, "2");
     let nodes = vec![
-        with_pods(node("mid", json!({}), json!({}), "4", "8Gi"), vec![prio("m1", 50), prio("m2", 50)]),
-        with_pods(
-            node("low", json!({}), json!({}), "4", "8Gi"),
-            vec![prio_cpu("l1", 10, "1"), prio_cpu("l2", 100, "3")],
-        ),
-        with_pods(node("high", json!({}), json!({}), "4", "8Gi"), vec![prio("h1", 2000), prio("h2", 2000)]),
+        with_pods(labeled("mid", json!({})), vec![prio("m1", 50), prio("m2", 50)]),
+        with_pods(labeled("low", json!({})), vec![prio_cpu("l1", 10, "1"), prio_cpu("l2", 100, "3")]),
+        with_pods(labeled("high", json!({})), vec![prio("h1", 2000), prio("h2", 2000)]),
     ];
     let snapshot = Snapshot::new(nodes.into_iter().map(Arc::new).collect());
     let preemptor = prio("p", 1000);
@@ -509,6 +460,6 @@ fn resource_weights_change_least_allocated_choice() {
         with_pods(node("mem-free", json!({}), json!({}), "8", "8Gi"), vec![pod("r", json!({}), requests("6", "1Gi"))]),
     ];
     let snapshot = Snapshot::new(nodes.into_iter().map(Arc::new).collect());
-    let r = fw.schedule(&pod("p", json!({}), requests("1", "1Gi")), &snapshot).expect("fits");
+    let r = fw.schedule(&incoming(requests("1", "1Gi")), &snapshot).expect("fits");
     assert_eq!(r.node, "cpu-free");
 }

@@ -1,5 +1,5 @@
 //! The control-plane components `berth server` runs beside the apiserver: the controller
-//! manager and the scheduler (and, as it lands, the agent). Each is an API client over HTTPS with the
+//! manager, the scheduler and the agent (kubelet, as root only). Each is an API client over HTTPS with the
 //! admin kubeconfig, exactly as it would be in its own process, and runs as one tokio task under a
 //! child of the server's cancellation token.
 
@@ -36,6 +36,18 @@ pub async fn start(kubeconfig: &Path, args: &ServerArgs, cancel: &CancellationTo
             Ok(())
         });
     }
+    if !args.disable_agent {
+        if is_root() {
+            let (client, token) = (client.clone(), cancel.child_token());
+            let config = kubelet_config(args);
+            components.spawn("agent", cancel, async move {
+                berth_agent::kubelet::run(client, config, token).await?;
+                Ok(())
+            });
+        } else {
+            tracing::warn!("the agent needs root (runc, network namespaces); running the control plane only");
+        }
+    }
     if !args.disable_scheduler {
         let (client, token) = (client.clone(), cancel.child_token());
         components.spawn("scheduler", cancel, async move {
@@ -44,6 +56,30 @@ pub async fn start(kubeconfig: &Path, args: &ServerArgs, cancel: &CancellationTo
         });
     }
     Ok(components)
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// The kubelet's configuration from the server flags (its data lives in DATA_DIR/agent).
+fn kubelet_config(args: &ServerArgs) -> berth_agent::kubelet::KubeletConfig {
+    let data_dir = args.data_dir.clone().unwrap_or_else(super::server::default_data_dir);
+    let mut config = berth_agent::kubelet::KubeletConfig::new(data_dir.join("agent"));
+    if let Some(name) = &args.node_name {
+        config.node_name = name.clone();
+    }
+    if let Some(ip) = args.node_ip {
+        config.node_ip = ip;
+    }
+    config.runc = args.runc.clone();
+    config.cni_plugin_dirs = args.cni_bin_dir.clone();
+    config.bridge = args.cni_bridge.clone();
+    config.netns_dir = args.netns_dir.clone();
+    config.is_gateway = !args.no_cni_gateway;
+    config.ip_masq = !args.no_ip_masq;
+    config
 }
 
 impl Components {

@@ -9,8 +9,18 @@ pub mod create;
 pub mod delete;
 pub mod describe;
 pub mod get;
+pub mod image;
 pub mod server;
 pub mod version;
+// The workload verbs (issue 4).
+pub mod annotate;
+pub mod cordon;
+pub mod drain;
+pub mod label;
+pub mod rollout;
+pub mod scale;
+pub mod set_image;
+pub mod taint;
 
 use std::process::ExitCode;
 
@@ -59,8 +69,11 @@ impl Ctx {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Image(cmd) = &cli.command {
+        return image::run(cmd);
+    }
     if let Command::Server(args) = cli.command {
-        return server::run(args).await;
+        return server::run(*args).await;
     }
     if let Command::Version(args) = &cli.command
         && args.client
@@ -69,7 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let ctx = Ctx::connect(&cli.global).await?;
     let result = match cli.command {
-        Command::Server(_) => unreachable!("handled above"),
+        Command::Server(_) | Command::Image(_) => unreachable!("handled above"),
         Command::Get(args) => get::run(&ctx, args).await,
         Command::Describe(args) => describe::run(&ctx, args).await,
         Command::Apply(args) => apply::run(&ctx, args).await,
@@ -78,6 +91,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ApiResources(args) => api_resources::run(&ctx, args).await,
         Command::Version(_) => version::run(&ctx).await,
         Command::ClusterInfo => cluster_info::run(&ctx).await,
+        Command::Scale(args) => scale::run(&ctx, args).await,
+        Command::Rollout(args) => rollout::run(&ctx, args).await,
+        Command::Set(args) => set_image::run(&ctx, args).await,
+        Command::Cordon(args) => cordon::run(&ctx, args, true).await,
+        Command::Uncordon(args) => cordon::run(&ctx, args, false).await,
+        Command::Drain(args) => drain::run(&ctx, args).await,
+        Command::Taint(args) => taint::run(&ctx, args).await,
+        Command::Label(args) => label::run(&ctx, args).await,
+        Command::Annotate(args) => annotate::run(&ctx, args).await,
     };
     result.map_err(|err| crate::errors::connection_refused(err, &ctx.cluster_url))
 }

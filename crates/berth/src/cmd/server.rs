@@ -57,6 +57,7 @@ pub fn config_from_args(args: &ServerArgs) -> Result<Config, FlagError> {
     config.token_auth_file = args.token_auth_file.clone();
     config.tls_san = args.tls_san.clone();
     config.service_cidr = args.service_cidr.clone();
+    config.cluster_cidr = args.cluster_cidr.clone();
     Ok(config)
 }
 
@@ -88,8 +89,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if !args.no_default_kubeconfig {
         write_default_kubeconfig(&kubeconfig);
     }
-    // The agent does not exist yet; --disable-agent is accepted so k3s-style scripts work.
-    let _ = args.disable_agent;
     let components = super::components::start(&kubeconfig, &args, &cancel).await?;
 
     let url = server.url();

@@ -43,15 +43,44 @@ impl TestServer {
 
     /// The general form: extra flags, extra environment variables (e.g. HOME), and whether to
     /// pass `--no-default-kubeconfig` (leave it true unless HOME points at a temporary dir).
+    /// The agent is off (`--disable-agent`); see [`TestServer::start_with_agent`].
     pub fn start_opts(args: &[&str], envs: &[(&str, &Path)], no_default_kubeconfig: bool) -> TestServer {
         let data_dir = tempfile::Builder::new().prefix("berth-test-").tempdir().expect("create temp data dir");
+        Self::start_in(data_dir, args, envs, no_default_kubeconfig, false)
+    }
+
+    /// Starts the server with the agent (kubelet) in `data_dir` (which may already hold
+    /// DATA_DIR/agent/images), with extra flags. Needs root.
+    pub fn start_with_agent(data_dir: TempDir, args: &[&str]) -> TestServer {
+        Self::start_in(data_dir, args, &[], true, true)
+    }
+
+    /// Stops this server (SIGTERM, by PID) and starts a new one with the agent on the same data
+    /// dir, as after a restart of the node. Needs root.
+    pub fn restart_with_agent(mut self, args: &[&str]) -> TestServer {
+        self.stop();
+        let placeholder = tempfile::Builder::new().prefix("berth-test-").tempdir().expect("create temp dir");
+        let data_dir = std::mem::replace(&mut self.data_dir, placeholder);
+        drop(self);
+        Self::start_in(data_dir, args, &[], true, true)
+    }
+
+    fn start_in(
+        data_dir: TempDir,
+        args: &[&str],
+        envs: &[(&str, &Path)],
+        no_default_kubeconfig: bool,
+        agent: bool,
+    ) -> TestServer {
         let log_path = data_dir.path().join("server.log");
-        let log = std::fs::File::create(&log_path).expect("create server log");
+        // Appended, so a restarted server's log follows the first one's.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("open server log");
         let mut child = Command::new(berth_bin())
             .arg("server")
             .args(["--https-listen-port", "0", "--data-dir"])
             .arg(data_dir.path())
             .args(no_default_kubeconfig.then_some("--no-default-kubeconfig"))
+            .args((!agent).then_some("--disable-agent"))
             .args(args)
             .env_remove("KUBECONFIG")
             .envs(envs.iter().map(|(k, v)| (*k, *v)))
@@ -180,4 +209,28 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(100)); // poll interval, bounded by the deadline
     }
+}
+
+/// Runs a berth command and returns (success, stdout, stderr).
+pub fn run(server: &TestServer, args: &[&str]) -> (bool, String, String) {
+    let out = server.berth().args(args).output().expect("run berth");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs a berth command that must succeed; returns its stdout.
+pub fn ok(server: &TestServer, args: &[&str]) -> String {
+    let (success, stdout, stderr) = run(server, args);
+    assert!(success, "berth {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}", server.log());
+    stdout
+}
+
+/// Runs a berth command that must fail; returns its stderr.
+pub fn fails(server: &TestServer, args: &[&str]) -> String {
+    let (success, stdout, stderr) = run(server, args);
+    assert!(!success, "berth {args:?} should fail\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    stderr
 }

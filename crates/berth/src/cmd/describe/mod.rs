@@ -29,6 +29,14 @@ use pod::describe_pod;
 use workloads::{describe_deployment, describe_replica_set};
 use writer::{format_selector, s};
 
+/// kubectl's `DescribePodTemplate` through a bare PrefixWriter (tabs not aligned), as
+/// `rollout history --revision=N` prints a revision's template.
+pub fn pod_template_raw(template: &Value) -> String {
+    let mut w = writer::Writer::default();
+    pod::describe_pod_template(&mut w, template);
+    w.into_raw()
+}
+
 /// Everything a describer may need besides the object.
 pub struct Related {
     /// None when the events could not be listed (kubectl then prints no Events section).

@@ -35,6 +35,12 @@ impl Writer {
         self.flush();
         self.done
     }
+
+    /// The text as written, tabs kept (kubectl's PrefixWriter without a tab-writer, as
+    /// `rollout history --revision` prints a pod template).
+    pub fn into_raw(self) -> String {
+        self.done + &self.pending
+    }
 }
 
 pub(super) fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
