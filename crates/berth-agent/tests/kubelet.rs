@@ -5,21 +5,22 @@
 use std::time::Duration;
 
 use berth_agent::kubelet::{self, KubeletConfig};
+use berth_apiserver::testing::TestApiServer;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{DeleteParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// An apiserver in a temp dir; cancelled on drop.
+/// An in-process apiserver and a temp dir for the agent; cancelled on drop.
 struct Cluster {
     client: Client,
     cancel: CancellationToken,
+    /// The agent's data dir.
     dir: tempfile::TempDir,
-    _server: berth_apiserver::Server,
+    _api: TestApiServer,
 }
 
 impl Drop for Cluster {
@@ -29,17 +30,9 @@ impl Drop for Cluster {
 }
 
 async fn cluster() -> Cluster {
-    berth_apiserver::pki::install_crypto_provider();
+    let api = TestApiServer::start_with(|cfg| cfg.cluster_cidr = "10.99.0.0/16".into()).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = berth_apiserver::Config::new(dir.path().join("server"));
-    cfg.https_port = 0;
-    cfg.cluster_cidr = "10.99.0.0/16".into();
-    let cancel = CancellationToken::new();
-    let server = berth_apiserver::Server::start(cfg, cancel.child_token()).await.expect("apiserver starts");
-    let kc = Kubeconfig::read_from(server.kubeconfig_path()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
-    let client = Client::try_from(config).expect("client");
-    Cluster { client, cancel, dir, _server: server }
+    Cluster { client: api.client.clone(), cancel: api.cancel.clone(), dir, _api: api }
 }
 
 /// Polls `f` until it returns `Some` or the deadline passes.

@@ -26,6 +26,8 @@ mod resource;
 mod router;
 mod server;
 mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;
 pub mod version;
 mod watch;

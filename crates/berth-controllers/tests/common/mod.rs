@@ -6,10 +6,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use berth_apiserver::testing::TestApiServer;
 use berth_controllers::ControllersConfig;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -19,8 +19,7 @@ pub struct Env {
     /// The client configuration (to build clients with other settings).
     pub config: kube::Config,
     pub cancel: CancellationToken,
-    _server: berth_apiserver::Server,
-    _dir: tempfile::TempDir,
+    _api: TestApiServer,
 }
 
 impl Drop for Env {
@@ -39,16 +38,8 @@ impl Env {
 
     /// Starts an apiserver only.
     pub async fn start_server() -> Env {
-        berth_apiserver::pki::install_crypto_provider();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = berth_apiserver::Config::new(dir.path().to_path_buf());
-        cfg.https_port = 0;
-        let cancel = CancellationToken::new();
-        let server = berth_apiserver::Server::start(cfg, cancel.child_token()).await.expect("apiserver starts");
-        let kc = Kubeconfig::read_from(server.kubeconfig_path()).expect("kubeconfig");
-        let kcfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
-        let client = Client::try_from(kcfg.clone()).expect("client");
-        Env { client, config: kcfg, cancel, _server: server, _dir: dir }
+        let api = TestApiServer::start().await;
+        Env { client: api.client.clone(), config: api.config.clone(), cancel: api.cancel.clone(), _api: api }
     }
 
     /// Starts the named controllers against this apiserver (stopped with it).

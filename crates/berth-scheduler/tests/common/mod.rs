@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use berth_apiserver::testing::TestApiServer;
 use berth_scheduler::SchedulerConfig;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -17,8 +17,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Cluster {
     pub client: Client,
     pub cancel: CancellationToken,
-    _server: berth_apiserver::Server,
-    _dir: tempfile::TempDir,
+    _api: TestApiServer,
     scheduler: Option<tokio::task::JoinHandle<Result<(), berth_scheduler::Error>>>,
 }
 
@@ -36,16 +35,8 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 impl Cluster {
     /// Starts the apiserver only; call [`Cluster::start_scheduler`] after creating fixtures.
     pub async fn new() -> Cluster {
-        berth_apiserver::pki::install_crypto_provider();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = berth_apiserver::Config::new(dir.path().to_path_buf());
-        cfg.https_port = 0;
-        let cancel = CancellationToken::new();
-        let server = berth_apiserver::Server::start(cfg, cancel.child_token()).await.expect("apiserver starts");
-        let kc = Kubeconfig::read_from(server.kubeconfig_path()).expect("kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
-        let client = Client::try_from(config).expect("client");
-        Cluster { client, cancel, _server: server, _dir: dir, scheduler: None }
+        let api = TestApiServer::start().await;
+        Cluster { client: api.client.clone(), cancel: api.cancel.clone(), _api: api, scheduler: None }
     }
 
     /// Starts the scheduler with `config`.
