@@ -8,16 +8,22 @@ use common::TestServer;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
-/// A fake kubelet answering `/containerLogs/...` with the path and query it was asked for.
-async fn fake_kubelet() -> (u16, tokio::task::JoinHandle<()>) {
+/// A TLS listener on a free loopback port with a self-signed certificate, as a fake kubelet's
+/// (the apiserver does not verify kubelet certificates).
+async fn kubelet_listener() -> (tokio_rustls::TlsAcceptor, tokio::net::TcpListener, u16) {
     berth_apiserver::pki::install_crypto_provider();
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     let der = rustls_pki_types::CertificateDer::from(cert.cert.der().to_vec());
     let key = rustls_pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
     let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![der], key).unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), listener, port)
+}
+
+/// A fake kubelet answering `/containerLogs/...` with the path and query it was asked for.
+async fn fake_kubelet() -> (u16, tokio::task::JoinHandle<()>) {
+    let (acceptor, listener, port) = kubelet_listener().await;
     let task = tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
@@ -73,14 +79,7 @@ async fn fake_exec_kubelet() -> (u16, tokio::sync::oneshot::Receiver<String>, to
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-    berth_apiserver::pki::install_crypto_provider();
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let der = rustls_pki_types::CertificateDer::from(cert.cert.der().to_vec());
-    let key = rustls_pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
-    let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![der], key).unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (acceptor, listener, port) = kubelet_listener().await;
     let (path_tx, path_rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         let Ok((tcp, _)) = listener.accept().await else { return };

@@ -407,29 +407,27 @@ impl Gc {
             "uid": node.uid,
             "resourceVersion": node.resource_version,
         }});
-        match self
-            .api(node.res, node.namespace.as_deref())
-            .patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_status(&e, 404) => Ok(()),
-            Err(e) => Err(Error::api(format!("remove ownerReferences from {}", self.describe(node)), e)),
-        }
+        self.patch_metadata(node, &patch, "remove ownerReferences from").await
     }
 
     async fn remove_finalizer(&self, node: &Node, finalizer: &str) -> Result<(), Error> {
         let rest: Vec<&String> = node.finalizers.iter().filter(|f| *f != finalizer).collect();
         let rest = if rest.is_empty() { serde_json::Value::Null } else { serde_json::json!(rest) };
         let patch = serde_json::json!({"metadata": {"finalizers": rest, "resourceVersion": node.resource_version}});
+        self.patch_metadata(node, &patch, &format!("remove finalizer {finalizer} from")).await
+    }
+
+    /// Merge-patches `node`'s object; an object already gone counts as done. `step` names the
+    /// change in the error ("remove finalizer orphan from").
+    async fn patch_metadata(&self, node: &Node, patch: &serde_json::Value, step: &str) -> Result<(), Error> {
         match self
             .api(node.res, node.namespace.as_deref())
-            .patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(&node.name, &PatchParams::default(), &Patch::Merge(patch))
             .await
         {
             Ok(_) => Ok(()),
             Err(e) if is_status(&e, 404) => Ok(()),
-            Err(e) => Err(Error::api(format!("remove finalizer {finalizer} from {}", self.describe(node)), e)),
+            Err(e) => Err(Error::api(format!("{step} {}", self.describe(node)), e)),
         }
     }
 }
