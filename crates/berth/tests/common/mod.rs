@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod cluster;
+
 /// How long `berth server` may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the server gets to exit after SIGTERM before it is killed.
