@@ -6,12 +6,13 @@
 //!
 //! | module | what it does |
 //! |---|---|
-//! | [`image`] | content-addressed image store: import of OCI layouts and `docker save` tars |
+//! | [`image`] | content-addressed image store: import of OCI layouts and `docker save` tars, registry pulls |
 //! | [`layers`] | unpacks each layer once, converting OCI whiteouts to overlayfs form |
 //! | [`snapshot`] | mounts a container's overlayfs rootfs over the unpacked layers |
 //! | [`bundle`] | builds an OCI runtime bundle (`config.json`) from a container description |
 //! | [`runtime`] | the [`Runtime`] trait and its `runc` implementation |
 //! | [`kubelet`] | the node loop: Node registration, Lease, one worker per pod |
+//! | [`sim`] | fake nodes for scale tests (kwok-like): Nodes, Leases, pods Running at once |
 #![deny(unsafe_code)]
 
 pub mod bundle;
@@ -22,6 +23,7 @@ pub mod layers;
 mod mountinfo;
 pub mod network;
 pub mod runtime;
+pub mod sim;
 pub mod snapshot;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use berth_agent::image::testing::{LayerBuilder, TestImage, sha256};
 use berth_agent::image::{ImageStore, media_type};
+use berth_agent::kubelet::logs::read_content;
 use berth_agent::layers::{OVERLAY_OPAQUE_XATTR, layer_dir};
 use berth_agent::runtime::Signal;
 use berth_agent::snapshot::is_mounted;
@@ -311,8 +312,9 @@ async fn a_container_writes_stdout_to_its_file_and_reports_its_exit_code() {
     let code = tokio::time::timeout(Duration::from_secs(20), env.runc.wait(&id)).await.expect("container exits");
     assert_eq!(code.unwrap(), Some(3));
     assert_eq!(env.runc.state(&id).await.unwrap(), ContainerState::Stopped { exit_code: Some(3) });
-    assert_eq!(fs::read_to_string(&stdout).unwrap(), "hello\n");
-    assert_eq!(fs::read_to_string(stdout.with_file_name("stderr.log")).unwrap(), "oops\n");
+    // The log files are in the CRI format; read_content gives the text as kubectl shows it.
+    assert_eq!(read_content(&stdout).unwrap(), "hello\n");
+    assert_eq!(read_content(&stdout.with_file_name("stderr.log")).unwrap(), "oops\n");
 
     env.runc.delete(&id, false).await.unwrap();
     assert!(matches!(env.runc.state(&id).await, Err(berth_agent::RuntimeError::NotFound { .. })));

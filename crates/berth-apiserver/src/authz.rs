@@ -237,6 +237,9 @@ pub fn authorize(user: &UserInfo, attrs: &RequestAttributes) -> Result<(), Forbi
     if user.in_group(MASTERS_GROUP) {
         return Ok(());
     }
+    if user.in_group(crate::node_token::NODES_GROUP) && crate::node_token::node_may(attrs) {
+        return Ok(());
+    }
     let allowed = if attrs.is_resource_request() {
         attrs.verb == "create"
             && attrs.subresource.is_empty()

@@ -26,6 +26,9 @@ pub struct Config {
     pub cluster_cidr: String,
     /// How often an idle watch that allows bookmarks gets a BOOKMARK event (upstream: ~1 min).
     pub watch_bookmark_interval: Duration,
+    /// How often the embedded metrics collector scrapes the kubelets (metrics-server's
+    /// `--metric-resolution`, default 15 s).
+    pub metrics_resolution: Duration,
 }
 
 impl Config {
@@ -42,6 +45,7 @@ impl Config {
             service_cidr: "10.43.0.0/16".to_string(),
             cluster_cidr: "10.42.0.0/16".to_string(),
             watch_bookmark_interval: Duration::from_secs(60),
+            metrics_resolution: crate::metrics_api::collector::DEFAULT_RESOLUTION,
         }
     }
 }

@@ -65,7 +65,7 @@ pub fn api_versions(server_address: &str) -> Value {
 
 /// `GET /apis` (legacy).
 pub fn api_group_list(registry: &Registry) -> Value {
-    let groups: Vec<Value> = groups(registry)
+    let mut groups: Vec<Value> = groups(registry)
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, versions)| {
@@ -74,6 +74,7 @@ pub fn api_group_list(registry: &Registry) -> Value {
             json!({"name": g, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
         })
         .collect();
+    groups.push(crate::metrics_api::api_group());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -161,7 +162,7 @@ fn aggregated_resource(t: &ResourceType, version: &str) -> Value {
 
 /// Aggregated discovery for `/api` (`core == true`: the core group only) or `/apis` (the rest).
 pub fn aggregated(registry: &Registry, core: bool, version: &str) -> Value {
-    let items: Vec<Value> = groups(registry)
+    let mut items: Vec<Value> = groups(registry)
         .into_iter()
         .filter(|(g, _)| g.is_empty() == core)
         .map(|(g, versions)| {
@@ -180,6 +181,9 @@ pub fn aggregated(registry: &Registry, core: bool, version: &str) -> Value {
             json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": vs})
         })
         .collect();
+    if !core {
+        items.push(crate::metrics_api::aggregated_group());
+    }
     json!({
         "kind": "APIGroupDiscoveryList",
         "apiVersion": format!("apidiscovery.k8s.io/{version}"),

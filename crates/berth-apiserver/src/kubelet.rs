@@ -82,7 +82,7 @@ pub fn client_config(cert_pem: &str, key_pem: &str) -> Option<Arc<rustls::Client
 }
 
 /// The node's address and kubelet port.
-fn kubelet_endpoint(node: &Value) -> Option<(String, i64)> {
+pub(crate) fn kubelet_endpoint(node: &Value) -> Option<(String, i64)> {
     let addrs = node["status"]["addresses"].as_array()?;
     let pick = |t: &str| addrs.iter().find(|a| a["type"] == t).and_then(|a| a["address"].as_str());
     let addr = pick("InternalIP").or_else(|| pick("ExternalIP")).or_else(|| pick("Hostname"))?;
@@ -106,7 +106,12 @@ pub async fn pod_log(ctx: &Ctx<'_>, name: &str, raw_query: Option<&str>) -> Resu
 }
 
 /// One HTTPS GET to a kubelet, its body streamed back.
-async fn proxy_get(tls: Arc<rustls::ClientConfig>, addr: &str, port: i64, path: &str) -> Result<Response, ApiError> {
+pub(crate) async fn proxy_get(
+    tls: Arc<rustls::ClientConfig>,
+    addr: &str,
+    port: i64,
+    path: &str,
+) -> Result<Response, ApiError> {
     let target = format!("{addr}:{port}");
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         ApiError::internal(format!("Get \"https://{target}{path}\": {what}: {e}"))

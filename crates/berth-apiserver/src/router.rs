@@ -118,6 +118,9 @@ fn discovery_only_get(method: &Method) -> Result<(), ApiError> {
 
 async fn serve_api(state: &AppState, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
+    if let Some(r) = crate::metrics_api::serve(&state.metrics_api, &parts.method, parts.uri.path(), parts.uri.query()) {
+        return r;
+    }
     let registry = state.registry.get();
     let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let aggregated = |core: bool| {

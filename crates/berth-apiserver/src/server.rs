@@ -48,6 +48,8 @@ pub enum ServerError {
     TokenFile(#[source] TokenFileError),
     #[error("bootstrap failed")]
     Bootstrap(#[source] BootstrapError),
+    #[error("failed to prepare the join token")]
+    NodeToken(#[source] crate::node_token::NodeTokenError),
     #[error("the certificate task failed")]
     Task(#[source] tokio::task::JoinError),
 }
@@ -59,6 +61,8 @@ pub struct Server {
     cancel: CancellationToken,
     task: JoinHandle<()>,
     store: Arc<dyn berth_store::Store>,
+    node_token: crate::node_token::NodeToken,
+    node_token_path: PathBuf,
 }
 
 /// How often old revisions are compacted (kube-apiserver's `--etcd-compaction-interval`).
@@ -128,8 +132,11 @@ impl Server {
         let kubeconfig = config.data_dir.join("kubeconfig.yaml");
         pki::write_kubeconfig(&kubeconfig, &url, &pki, pki::ADMIN_USER)
             .map_err(|source| ServerError::WriteKubeconfig { path: kubeconfig.clone(), source })?;
-        let authn =
+        let mut authn =
             Authenticator::from_token_file(config.token_auth_file.as_deref()).map_err(ServerError::TokenFile)?;
+        let node_token_path = crate::node_token::token_path(&config.data_dir);
+        let node_token = crate::node_token::ensure(&node_token_path, pki.ca_pem()).map_err(ServerError::NodeToken)?;
+        authn.add_token(node_token.secret.clone(), crate::node_token::NodeToken::user());
 
         let registry = crate::crd::RegistryHandle::new(Registry::builtin());
         bootstrap::run(store.as_ref(), &registry.get(), &config.service_cidr, ip, local.port())
@@ -153,9 +160,12 @@ impl Server {
                 .issue_client_cert(crate::kubelet::KUBELET_CLIENT_USER, &[pki::ADMIN_GROUP.to_string()])
                 .ok()
                 .and_then(|c| crate::kubelet::client_config(&c.cert_pem, &c.key_pem)),
+            metrics_api: crate::metrics_api::MetricsApi::default(),
             cancel: cancel.clone(),
         };
-        let app = crate::router::build(state, health, metrics, Arc::new(authn));
+        crate::metrics_api::collector::spawn(state.clone(), state.metrics_api.clone(), config.metrics_resolution);
+        let app = crate::router::build(state, health, metrics, Arc::new(authn))
+            .merge(crate::node_token::routes(pki.ca_pem().to_string()));
         let task = tokio::spawn(crate::tls::serve_tls(listener, pki.server_config(), app, cancel.clone()));
         tokio::spawn(compact_periodically(store.clone(), COMPACTION_INTERVAL, cancel.clone()));
         readiness.set_ready(true);
@@ -168,7 +178,15 @@ impl Server {
             });
         }
         tracing::info!(%url, "apiserver ready");
-        Ok(Server { addr: SocketAddr::new(ip, local.port()), kubeconfig, cancel, task, store })
+        Ok(Server {
+            addr: SocketAddr::new(ip, local.port()),
+            kubeconfig,
+            cancel,
+            task,
+            store,
+            node_token,
+            node_token_path,
+        })
     }
 
     /// The store this server writes to (for maintenance such as compaction, and tests).
@@ -184,6 +202,16 @@ impl Server {
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
+    }
+
+    /// The join token agents use (`berth agent --token`).
+    pub fn node_token(&self) -> &crate::node_token::NodeToken {
+        &self.node_token
+    }
+
+    /// Where the join token is written (DATA_DIR/server/token).
+    pub fn node_token_path(&self) -> &std::path::Path {
+        &self.node_token_path
     }
 
     /// The admin kubeconfig (DATA_DIR/kubeconfig.yaml).

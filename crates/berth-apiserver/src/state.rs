@@ -21,6 +21,8 @@ pub struct AppState {
     pub cluster_cidr: String,
     /// TLS client configuration for connections to kubelets (pods/log).
     pub kubelet_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The resource metrics `metrics.k8s.io` serves (filled by its collector).
+    pub metrics_api: crate::metrics_api::MetricsApi,
     /// Fires on shutdown: long-running watches end.
     pub cancel: CancellationToken,
 }

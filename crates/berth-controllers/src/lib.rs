@@ -6,14 +6,18 @@
 pub mod deployment;
 pub mod discovery;
 pub mod disruption;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod gc;
+pub mod hpa;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod queue;
 pub mod replicaset;
+pub mod servicelb;
 pub mod util;
 
 use std::time::Duration;
@@ -32,6 +36,10 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "namespace",
     "nodelifecycle",
     "disruption",
+    "endpointslice",
+    "endpoint",
+    "servicelb",
+    "horizontalpodautoscaling",
 ];
 
 /// Which controllers run and how.
@@ -48,6 +56,11 @@ pub struct ControllersConfig {
     pub node_monitor_grace_period: Duration,
     /// How often node health is checked (`--node-monitor-period`, default 5 s).
     pub node_monitor_period: Duration,
+    /// Addresses for LoadBalancer Services (`--servicelb-pool`); `None` publishes the nodes' InternalIPs.
+    pub servicelb_pool: Option<servicelb::Pool>,
+    /// How often each HorizontalPodAutoscaler is reconciled
+    /// (`--horizontal-pod-autoscaler-sync-period`, default 15 s).
+    pub horizontal_pod_autoscaler_sync_period: Duration,
 }
 
 impl Default for ControllersConfig {
@@ -58,6 +71,8 @@ impl Default for ControllersConfig {
             resync: Duration::from_secs(300),
             node_monitor_grace_period: Duration::from_secs(40),
             node_monitor_period: Duration::from_secs(5),
+            servicelb_pool: None,
+            horizontal_pod_autoscaler_sync_period: hpa::DEFAULT_SYNC_PERIOD,
         }
     }
 }
@@ -109,6 +124,18 @@ pub async fn run(client: kube::Client, config: ControllersConfig, cancel: Cancel
     }
     if config.enabled("disruption") {
         tasks.push(Box::pin(disruption::run(client.clone(), config.clone(), cancel.clone())));
+    }
+    if config.enabled(endpointslice::NAME) {
+        tasks.push(Box::pin(endpointslice::run(client.clone(), config.clone(), cancel.clone())));
+    }
+    if config.enabled(endpoints::NAME) {
+        tasks.push(Box::pin(endpoints::run(client.clone(), config.clone(), cancel.clone())));
+    }
+    if config.enabled(servicelb::NAME) {
+        tasks.push(Box::pin(servicelb::run(client.clone(), config.clone(), cancel.clone())));
+    }
+    if config.enabled("horizontalpodautoscaling") {
+        tasks.push(Box::pin(hpa::run(client.clone(), config.clone(), cancel.clone())));
     }
     // The first failure stops the rest (dropping their futures); otherwise all run until cancelled.
     // Cancellation drops every controller's future at once, so a controller still waiting on a

@@ -81,6 +81,8 @@ pub fn log_filter(level: &str) -> String {
 pub enum Command {
     /// Run the Berth server (apiserver and, later, the control plane).
     Server(Box<ServerArgs>),
+    /// Run a node agent (kubelet, or --sim-nodes fake nodes) that joins a server.
+    Agent(Box<crate::cmd::agent::AgentArgs>),
     /// Display one or many resources.
     Get(GetArgs),
     /// Show details of a specific resource or group of resources.
@@ -99,6 +101,8 @@ pub enum Command {
     ClusterInfo,
     /// Set a new size for a deployment, replica set, replication controller, or stateful set.
     Scale(crate::cmd::scale::ScaleArgs),
+    /// Take a replication controller, service, deployment or pod and expose it as a new Service.
+    Expose(crate::cmd::expose::ExposeArgs),
     /// Manage the rollout of a resource.
     Rollout(crate::cmd::rollout::RolloutArgs),
     /// Set specific features on objects (set image).
@@ -115,6 +119,16 @@ pub enum Command {
     Label(crate::cmd::label::LabelArgs),
     /// Update the annotations on a resource.
     Annotate(crate::cmd::annotate::AnnotateArgs),
+    /// Auto-scale a deployment, replica set, stateful set, or replication controller.
+    Autoscale(crate::cmd::autoscale::AutoscaleArgs),
+    /// Display resource (CPU/memory) usage of pods or nodes.
+    Top(crate::cmd::top::TopArgs),
+    /// Print the logs for a container in a pod.
+    Logs(crate::cmd::logs::LogsArgs),
+    /// Execute a command in a container.
+    Exec(crate::cmd::exec::ExecArgs),
+    /// Forward one or more local ports to a pod.
+    PortForward(crate::cmd::port_forward::PortForwardArgs),
     /// Manage the node's image store (DATA_DIR/agent/images).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -125,6 +139,8 @@ pub enum Command {
 pub enum ImageCommand {
     /// Import images from an OCI archive or a `docker save` tar.
     Import(ImageImportArgs),
+    /// Pull an image from an OCI registry (plain HTTP for registries on loopback).
+    Pull(ImagePullArgs),
     /// List the images in the store.
     #[command(alias = "list")]
     Ls(ImageDataDirArgs),
@@ -145,6 +161,21 @@ pub struct ImageDataDirArgs {
 pub struct ImageImportArgs {
     /// The archive to import.
     pub file: PathBuf,
+    #[command(flatten)]
+    pub dir: ImageDataDirArgs,
+}
+
+/// `berth image pull`.
+#[derive(Debug, Args)]
+pub struct ImagePullArgs {
+    /// The image reference (`busybox`, `127.0.0.1:5000/team/app:v1`).
+    pub reference: String,
+    /// Registry user name (with --password).
+    #[arg(long, requires = "password")]
+    pub username: Option<String>,
+    /// Registry password.
+    #[arg(long, env = "BERTH_REGISTRY_PASSWORD", hide_env_values = true, requires = "username")]
+    pub password: Option<String>,
     #[command(flatten)]
     pub dir: ImageDataDirArgs,
 }
@@ -202,37 +233,36 @@ pub struct ServerArgs {
     /// Do not run the scheduler.
     #[arg(long)]
     pub disable_scheduler: bool,
-    /// Node name of the agent [default: the hostname].
-    #[arg(long, value_name = "NAME")]
-    pub node_name: Option<String>,
-    /// IP address the node advertises [default: the first non-loopback IPv4 of the host].
-    #[arg(long, value_name = "IP")]
-    pub node_ip: Option<std::net::IpAddr>,
-    /// The OCI runtime binary the agent runs containers with.
-    #[arg(long, default_value = "runc", value_name = "PATH")]
-    pub runc: PathBuf,
-    /// Directories with the CNI plugins (bridge, host-local, portmap, loopback).
-    #[arg(long, value_name = "DIR", default_values = ["/usr/lib/cni", "/opt/cni/bin"])]
-    pub cni_bin_dir: Vec<PathBuf>,
-    /// The Linux bridge pods are attached to.
-    #[arg(long, default_value = "berth0", value_name = "NAME")]
-    pub cni_bridge: String,
-    /// Where pod network namespaces are pinned.
-    #[arg(long, default_value = "/run/berth/netns", value_name = "DIR")]
-    pub netns_dir: PathBuf,
-    /// Do not give the bridge the pods' gateway address (pods get no default route, and the
-    /// bridge plugin leaves the host's ip_forward alone).
-    #[arg(long)]
-    pub no_cni_gateway: bool,
-    /// Do not masquerade traffic from pods that leaves the pod network.
-    #[arg(long)]
-    pub no_ip_masq: bool,
+    #[command(flatten)]
+    pub kubelet: crate::cmd::kubelet_args::KubeletArgs,
     /// Do not run the controller manager (garbage collector, ReplicaSet, Deployment, Namespace).
     #[arg(long)]
     pub disable_controller_manager: bool,
+    /// Packaged components not to run, as k3s' `--disable` (repeat or comma-separate): `servicelb`.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub disable: Vec<String>,
+    /// Give LoadBalancer Services addresses from this IPv4 CIDR instead of the nodes' InternalIPs.
+    #[arg(long, value_name = "CIDR")]
+    pub servicelb_pool: Option<String>,
     /// Do not write the admin kubeconfig to ~/.kube/config, even when that file is absent.
     #[arg(long)]
     pub no_default_kubeconfig: bool,
+    /// How often the embedded metrics collector scrapes the kubelets (metrics-server's
+    /// --metric-resolution).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
+    pub metrics_resolution: std::time::Duration,
+    /// How often the HorizontalPodAutoscaler controller reconciles each HPA.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
+    pub horizontal_pod_autoscaler_sync_period: std::time::Duration,
+    /// Run the cluster autoscaler with this config file (node groups; see berth-autoscaler).
+    #[arg(long, value_name = "PATH")]
+    pub cluster_autoscaler_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub proxy: crate::cmd::proxy::ProxyArgs,
+    #[command(flatten)]
+    pub dns: crate::cmd::dns::DnsArgs,
+    #[command(flatten)]
+    pub sim: crate::cmd::agent::SimArgs,
 }
 
 /// Output formats shared by get and create.

@@ -60,7 +60,10 @@ fn report(err: &anyhow::Error) {
 fn init_tracing(cli: &Cli) {
     let default = match cli.global.log_level.as_deref() {
         Some(level) => cli::log_filter(level),
-        None if matches!(cli.command, cli::Command::Server(_)) => "info".to_string(),
+        // hickory's server logs every DNS query at info.
+        None if matches!(cli.command, cli::Command::Server(_) | cli::Command::Agent(_)) => {
+            "info,hickory_server=warn".to_string()
+        }
         // kube's client logs connection failures itself; the CLI reports them once.
         None => "warn,kube_client::client::builder=off".to_string(),
     };

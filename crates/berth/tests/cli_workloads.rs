@@ -8,36 +8,19 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::kubectl::Kube;
 use common::{TestServer, berth_bin, fails, ok, run, wait_until};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 /// How long controllers get to react.
 const REACT: Duration = Duration::from_secs(30);
 
-/// A kube client on its own runtime, for fixtures and for playing kubelet.
-struct Kube {
-    rt: tokio::runtime::Runtime,
-    client: Client,
-}
-
 impl Kube {
-    fn new(server: &TestServer) -> Kube {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-        let client = rt.block_on(async {
-            let kc = Kubeconfig::read_from(&server.kubeconfig).expect("kubeconfig");
-            let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
-            Client::try_from(cfg).expect("client")
-        });
-        Kube { rt, client }
-    }
-
     fn deployments(&self) -> Api<Deployment> {
         Api::namespaced(self.client.clone(), "default")
     }
@@ -208,7 +191,7 @@ impl Drop for Spawned {
 #[test]
 fn scale_patches_the_scale_subresource_and_the_controller_follows() {
     let server = TestServer::start();
-    let kube = Kube::new(&server);
+    let kube = Kube::new(&server.kubeconfig);
     kube.create_deployment("web", 1, "nginx:1", json!({}));
     assert_eq!(ok(&server, &["scale", "deployment", "web", "--replicas=3"]), "deployment.apps/web scaled\n");
     assert_eq!(kube.deployment("web")["spec"]["replicas"], 3);
@@ -230,7 +213,7 @@ fn scale_patches_the_scale_subresource_and_the_controller_follows() {
 #[test]
 fn set_image_history_and_undo() {
     let server = TestServer::start();
-    let kube = Kube::new(&server);
+    let kube = Kube::new(&server.kubeconfig);
     kube.create_deployment("web", 1, "nginx:1", json!({}));
     assert!(wait_until(REACT, || kube.replica_sets("web").len() == 1), "first ReplicaSet");
 
@@ -291,7 +274,7 @@ fn set_image_history_and_undo() {
 #[test]
 fn rollout_status_waits_until_pods_are_ready() {
     let server = TestServer::start();
-    let kube = Kube::new(&server);
+    let kube = Kube::new(&server.kubeconfig);
     kube.create_deployment("web", 2, "nginx:1", json!({}));
     let once = ok(&server, &["rollout", "status", "deployment/web", "--watch=false"]);
     assert!(once.starts_with("Waiting for "), "{once}");
@@ -309,7 +292,7 @@ fn rollout_status_waits_until_pods_are_ready() {
 #[test]
 fn rollout_status_fails_when_the_progress_deadline_passes() {
     let server = TestServer::start();
-    let kube = Kube::new(&server);
+    let kube = Kube::new(&server.kubeconfig);
     kube.create_deployment("slow", 1, "never-ready", json!({"progressDeadlineSeconds": 2}));
     let (success, stdout, stderr) = run(&server, &["rollout", "status", "deployment/slow", "--timeout=60s"]);
     assert!(!success, "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -328,7 +311,7 @@ fn rollout_status_fails_when_the_progress_deadline_passes() {
 #[test]
 fn pause_resume_and_restart() {
     let server = TestServer::start();
-    let kube = Kube::new(&server);
+    let kube = Kube::new(&server.kubeconfig);
     kube.create_deployment("web", 1, "nginx:1", json!({}));
     assert_eq!(ok(&server, &["rollout", "pause", "deployment/web"]), "deployment.apps/web paused\n");
     assert_eq!(kube.deployment("web")["spec"]["paused"], true);
@@ -354,7 +337,7 @@ fn pause_resume_and_restart() {
 #[test]
 fn cordon_uncordon_and_taints() {
     let server = TestServer::start();
-    let kube = Kube::new(&server);
+    let kube = Kube::new(&server.kubeconfig);
     kube.create_node("n1");
     assert_eq!(ok(&server, &["cordon", "n1"]), "node/n1 cordoned\n");
     assert_eq!(kube.node("n1")["spec"]["unschedulable"], true);
@@ -389,7 +372,7 @@ fn cordon_uncordon_and_taints() {
 #[test]
 fn label_and_annotate_follow_the_overwrite_rules() {
     let server = TestServer::start();
-    let kube = Kube::new(&server);
+    let kube = Kube::new(&server.kubeconfig);
     kube.create_deployment("web", 0, "nginx:1", json!({}));
     let labels = || kube.deployment("web")["metadata"]["labels"].clone();
     assert_eq!(ok(&server, &["label", "deployment", "web", "tier=fe"]), "deployment.apps/web labeled\n");
@@ -437,7 +420,7 @@ fn label_and_annotate_follow_the_overwrite_rules() {
 #[test]
 fn drain_cordons_and_evicts_the_pods_bound_to_the_node() {
     let server = TestServer::start();
-    let kube = Kube::new(&server);
+    let kube = Kube::new(&server.kubeconfig);
     kube.create_node("n1");
     kube.create_node("n2");
     kube.create_bound_pod("a", "n1");
@@ -475,7 +458,7 @@ fn drain_cordons_and_evicts_the_pods_bound_to_the_node() {
 #[test]
 fn drain_retries_evictions_a_disruption_budget_refuses() {
     let server = TestServer::start();
-    let kube = Kube::new(&server);
+    let kube = Kube::new(&server.kubeconfig);
     kube.create_node("n1");
     kube.create_bound_pod("a", "n1");
     kube.create_bound_pod("b", "n1");

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
+use berth_agent::kubelet::logs::read_content;
 use common::cluster::{Cluster, POD_TIMEOUT, bridge_ports, container_status, http_get, mounts_under, prerequisites};
 use common::wait_until;
 use serde_json::Value;
@@ -106,7 +107,7 @@ spec:
     assert_eq!(container_status(&pod)["restartCount"], 0);
     let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
     let log = c.data.join("agent/pods").join(uid).join("logs/main/0.log");
-    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "failing\n");
+    assert_eq!(read_content(&log).unwrap_or_default(), "failing\n");
     // A finished pod keeps its logs and status but releases its container, rootfs and network.
     let released = wait_until(POD_TIMEOUT, || {
         c.runc_list().is_empty() && c.netns_files().is_empty() && mounts_under(&c.data.join("agent")).is_empty()
@@ -119,7 +120,7 @@ spec:
     let synced = wait_until(POD_TIMEOUT, || c.log().matches("pod worker started").count() >= 2);
     assert!(synced, "the new agent never synced the pod; log:\n{}", c.log());
     assert_eq!(c.runc_list(), "", "a finished pod was started again");
-    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "failing\n", "the container ran again");
+    assert_eq!(read_content(&log).unwrap_or_default(), "failing\n", "the container ran again");
     let pod = c.pod("fail").expect("pod");
     assert_eq!(pod["status"]["phase"], "Failed");
     assert_eq!(container_status(&pod)["state"]["terminated"]["exitCode"], 1, "{pod:#}");
@@ -234,7 +235,7 @@ spec:
     let pod = c.wait_pod("crash", "restarted", |p| container_status(p)["restartCount"].as_i64().unwrap_or(0) >= 1);
     let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
     let log = c.data.join("agent/pods").join(uid).join("logs/main/1.log");
-    assert!(wait_until(POD_TIMEOUT, || std::fs::read_to_string(&log).is_ok_and(|l| l == "attempt\n")), "{log:?}");
+    assert!(wait_until(POD_TIMEOUT, || read_content(&log).is_ok_and(|l| l == "attempt\n")), "{log:?}");
     let events = c.berth(&["get", "events", "-o", "json"]).expect("events");
     let reasons: Vec<&str> = events["items"]
         .as_array()

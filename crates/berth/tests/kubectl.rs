@@ -7,76 +7,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::TestServer;
-
-/// A kubectl bound to one test server, with a private discovery cache.
-struct Kubectl {
-    binary: PathBuf,
-    kubeconfig: PathBuf,
-    cache: tempfile::TempDir,
-}
-
-impl Kubectl {
-    /// The kubectl for `server`, or `None` (skip) when kubectl is not installed outside CI.
-    fn new(server: &TestServer) -> Option<Kubectl> {
-        let binary = std::env::var_os("BERTH_KUBECTL").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/kubectl".into());
-        if !binary.exists() {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "kubectl not found at {}", binary.display());
-            eprintln!("skipping: kubectl not found at {}", binary.display());
-            return None;
-        }
-        let cache = tempfile::tempdir().expect("cache dir");
-        Some(Kubectl { binary, kubeconfig: server.kubeconfig.clone(), cache })
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.binary);
-        cmd.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.cache.path())
-            .arg("--request-timeout=30s")
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run kubectl")
-    }
-
-    /// Runs kubectl and returns stdout, failing the test with kubectl's stderr if it failed.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {} failed ({}):\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 output")
-    }
-
-    /// Runs kubectl expecting failure; returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "kubectl {} should have failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stderr).expect("utf-8 output")
-    }
-}
+use common::kubectl::Kubectl;
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kubectl").join(name).display().to_string()
@@ -102,7 +39,7 @@ fn row<'a>(table: &'a str, name: &str) -> Option<&'a str> {
 #[test]
 fn apply_creates_each_kind_and_get_shows_kubectl_columns() {
     let server = TestServer::start();
-    let Some(k) = Kubectl::new(&server) else { return };
+    let Some(k) = Kubectl::new(&server.kubeconfig) else { return };
 
     let out = k.ok(&["apply", "-f", &fixture("deployment.yaml")]);
     assert_eq!(out.trim(), "deployment.apps/myapp created");
@@ -152,7 +89,7 @@ fn apply_creates_each_kind_and_get_shows_kubectl_columns() {
 #[test]
 fn get_as_yaml_json_and_name_shows_defaulted_objects() {
     let server = TestServer::start();
-    let Some(k) = Kubectl::new(&server) else { return };
+    let Some(k) = Kubectl::new(&server.kubeconfig) else { return };
     k.ok(&["apply", "-f", &fixture("deployment.yaml"), "-f", &fixture("services.yaml")]);
 
     let json: serde_json::Value =
@@ -186,7 +123,7 @@ fn apply_twice_is_unchanged_and_a_changed_file_is_configured() {
     // No controllers: their status writes would move resourceVersion, which this test reads to
     // prove that a no-op apply writes nothing.
     let server = TestServer::start_with(&["--disable-controller-manager"]);
-    let Some(k) = Kubectl::new(&server) else { return };
+    let Some(k) = Kubectl::new(&server.kubeconfig) else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("deployment.yaml");
     let original = std::fs::read_to_string(fixture("deployment.yaml")).expect("fixture");
@@ -218,7 +155,7 @@ fn apply_twice_is_unchanged_and_a_changed_file_is_configured() {
 #[test]
 fn server_side_apply_creates_then_patches() {
     let server = TestServer::start();
-    let Some(k) = Kubectl::new(&server) else { return };
+    let Some(k) = Kubectl::new(&server.kubeconfig) else { return };
     let out = k.ok(&["apply", "--server-side", "-f", &fixture("deployment.yaml")]);
     assert_eq!(out.trim(), "deployment.apps/myapp serverside-applied");
     let obj: serde_json::Value =
@@ -237,7 +174,7 @@ fn server_side_apply_creates_then_patches() {
 #[test]
 fn create_deployment_sends_protobuf_and_is_stored() {
     let server = TestServer::start();
-    let Some(k) = Kubectl::new(&server) else { return };
+    let Some(k) = Kubectl::new(&server.kubeconfig) else { return };
     let out = k.ok(&["create", "deployment", "hello", "--image=busybox"]);
     assert_eq!(out.trim(), "deployment.apps/hello created");
     let obj: serde_json::Value = serde_json::from_str(&k.ok(&["get", "deploy", "hello", "-o", "json"])).expect("json");
@@ -249,7 +186,7 @@ fn create_deployment_sends_protobuf_and_is_stored() {
 #[test]
 fn invalid_manifests_get_kubectls_is_invalid_lines() {
     let server = TestServer::start();
-    let Some(k) = Kubectl::new(&server) else { return };
+    let Some(k) = Kubectl::new(&server.kubeconfig) else { return };
     let err = k.fails(&["apply", "-f", &fixture("invalid-replicas.yaml")]);
     assert!(
         err.contains(
@@ -271,7 +208,7 @@ fn invalid_manifests_get_kubectls_is_invalid_lines() {
 #[test]
 fn describe_delete_and_cascade_flags() {
     let server = TestServer::start();
-    let Some(k) = Kubectl::new(&server) else { return };
+    let Some(k) = Kubectl::new(&server.kubeconfig) else { return };
     k.ok(&["apply", "-f", &fixture("deployment.yaml"), "-f", &fixture("services.yaml"), "-f", &fixture("pod.yaml")]);
 
     let d = k.ok(&["describe", "deployment", "myapp"]);
@@ -298,7 +235,7 @@ fn describe_delete_and_cascade_flags() {
 #[test]
 fn api_resources_and_explain_read_discovery_and_openapi() {
     let server = TestServer::start();
-    let Some(k) = Kubectl::new(&server) else { return };
+    let Some(k) = Kubectl::new(&server.kubeconfig) else { return };
     let out = k.ok(&["api-resources"]);
     assert_eq!(header(&out), ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]);
     for (name, short, version, kind) in [
@@ -365,7 +302,7 @@ impl Drop for LineReader {
 #[test]
 fn get_watch_shows_added_modified_deleted() {
     let server = TestServer::start();
-    let Some(k) = Kubectl::new(&server) else { return };
+    let Some(k) = Kubectl::new(&server.kubeconfig) else { return };
     k.ok(&["create", "configmap", "before", "--from-literal=a=1"]);
     let mut watch = LineReader::spawn(k.command(&["get", "configmaps", "-w", "--output-watch-events"]));
     watch.wait_for("ADDED before", Duration::from_secs(30), |l| l.starts_with("ADDED") && l.contains("before"));
@@ -381,7 +318,7 @@ fn get_watch_shows_added_modified_deleted() {
 #[test]
 fn version_and_cluster_info_report_the_server() {
     let server = TestServer::start();
-    let Some(k) = Kubectl::new(&server) else { return };
+    let Some(k) = Kubectl::new(&server.kubeconfig) else { return };
     let v: serde_json::Value = serde_json::from_str(&k.ok(&["version", "-o", "json"])).expect("json");
     assert_eq!(v["serverVersion"]["major"], "1");
     assert_eq!(v["serverVersion"]["minor"], "33");

@@ -3,7 +3,7 @@
 //! ```text
 //! blobs/sha256/<hex>     manifests, configs and layer blobs, verified by sha256 on write
 //! layers/sha256/<hex>    unpacked layers by diff id (see the `layers` module)
-//! images.json            normalised image reference -> manifest digest
+//! images.json            normalised image reference -> manifest digest; the imported names
 //! tmp/                   temp files and dirs, renamed into place when complete
 //! lock                   flock(2) taken while images.json is rewritten
 //! ```
@@ -18,6 +18,7 @@
 //! are stored and verified.
 
 mod archive;
+pub mod pull;
 mod reference;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -91,6 +92,8 @@ pub enum ImageError {
     NoMatchingPlatform { digest: String, os: String, architecture: String },
     #[error("unsupported media type {media_type:?} for {digest}")]
     UnsupportedMediaType { digest: String, media_type: String },
+    #[error("failed to pull image {reference:?}: {message}")]
+    Pull { reference: String, message: String },
     #[error("failed to lock {path}")]
     Lock {
         path: PathBuf,
@@ -227,6 +230,10 @@ pub(crate) struct RootFsSection {
 struct IndexFile {
     /// Normalised reference -> manifest digest.
     images: BTreeMap<String, String>,
+    /// Names that came from `berth image import`: pinned, as k3s pins airgap images, so the
+    /// kubelet uses them as they are and never asks a registry for them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    imported: std::collections::BTreeSet<String>,
 }
 
 const INDEX_FILE: &str = "images.json";
@@ -336,9 +343,24 @@ impl ImageStore {
         self.update_index(|index| {
             for r in &refs {
                 index.images.insert(r.name.clone(), r.digest.clone());
+                index.imported.insert(r.name.clone());
             }
         })?;
         Ok(refs)
+    }
+
+    /// Records `image.name` as pulled from a registry (a later import pins it again).
+    pub fn tag(&self, image: &ImageRef) -> Result<()> {
+        self.update_index(|index| {
+            index.images.insert(image.name.clone(), image.digest.clone());
+            index.imported.remove(&image.name);
+        })
+    }
+
+    /// Whether `reference` names an image that was imported (pinned) rather than pulled.
+    pub fn is_imported(&self, reference: &str) -> Result<bool> {
+        let name = normalize_reference(reference)?;
+        Ok(self.read_index()?.imported.contains(&name))
     }
 
     /// All named images, sorted by name.
@@ -377,6 +399,7 @@ impl ImageStore {
             if validate_digest(reference).is_ok() { reference.to_string() } else { normalize_reference(reference)? };
         let mut removed = false;
         self.update_index(|index| {
+            index.imported.remove(&name);
             removed = index.images.remove(&name).is_some();
             if !removed && validate_digest(&name).is_ok() {
                 let before = index.images.len();

@@ -35,7 +35,9 @@ pub async fn renew(client: &kube::Client, node: &Node) -> Result<(), KubeletErro
         Namespace { metadata: ObjectMeta { name: Some(NAMESPACE.into()), ..Default::default() }, ..Default::default() };
     match ns_api.create(&PostParams::default(), &ns).await {
         Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        // 403: a node identity (join token) may not create namespaces; the apiserver's bootstrap
+        // made this one.
+        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 403 => {}
         Err(e) => return Err(err("create namespace kube-node-lease")(e)),
     }
     let lease = Lease {

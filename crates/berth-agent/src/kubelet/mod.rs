@@ -8,17 +8,34 @@
 //! | [`lease`] | the heartbeat Lease in `kube-node-lease` |
 //! | [`pod_worker`] | one task per pod: start, watch, restart, terminate |
 //! | [`status`] | pod status calculation (pure) |
+//! | [`static_pods`] | pods from manifest files (`--pod-manifest-path`) and their mirror pods |
 //! | [`container`] | env, `/etc/hosts`, mounts, ids, CrashLoopBackOff (pure) |
 //! | [`sandbox`] | the pod directory and its network namespace |
+//! | [`dns_config`] | the pod's resolv.conf from dnsPolicy/dnsConfig (pure) |
 //! | [`events`] | core/v1 Events from the kubelet |
+//! | [`probe`], [`hooks`] | liveness/readiness/startup probes; postStart and preStop hooks |
+//! | [`cgroup`] | cgroup paths, limits from requests/limits, QoS class, OOM detection |
+//! | [`volumes`] | emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes |
+//! | [`image_pull`] | imagePullPolicy, pull secrets and registry pulls for a container |
+//! | [`logs`], [`server`], [`stats`] | CRI log files; the HTTPS server (logs, exec, port-forward); cgroup stats |
 
+pub mod cgroup;
 pub mod container;
+pub mod dns_config;
 pub mod events;
+pub mod hooks;
+pub mod image_pull;
 pub mod lease;
+pub mod logs;
 pub mod node;
 pub mod pod_worker;
+pub mod probe;
 pub mod sandbox;
+pub mod server;
+pub mod static_pods;
+pub mod stats;
 pub mod status;
+pub mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -57,6 +74,30 @@ pub struct KubeletConfig {
     pub netns_dir: PathBuf,
     pub is_gateway: bool,
     pub ip_masq: bool,
+    /// A directory of static pod manifests (`--pod-manifest-path`), watched by the kubelet.
+    pub pod_manifest_path: Option<PathBuf>,
+    /// The cluster DNS IP written into ClusterFirst pods' resolv.conf (`--cluster-dns`); `None`
+    /// gives them the host's resolv.conf.
+    pub cluster_dns: Option<IpAddr>,
+    /// The cluster domain of the pods' search list (`--cluster-domain`).
+    pub cluster_domain: String,
+    /// The kubelet server's port (`--kubelet-port`; 0: any free port, published in the Node's
+    /// `daemonEndpoints`). Set to the bound port once listening.
+    pub kubelet_port: u16,
+    /// The CA whose client certificates the kubelet server requires (the cluster CA); not
+    /// checked when the file does not exist. Default: `<data_dir>/../tls/server-ca.crt`.
+    pub client_ca_file: Option<PathBuf>,
+    /// The image store, when not `<data_dir>/images` (`--image-store`: nodes on one host may share
+    /// one; it is safe for concurrent use).
+    pub image_store: Option<PathBuf>,
+    /// DiskPressure below this much free space on the data dir's filesystem, in percent
+    /// (`--eviction-hard nodefs.available<10%`).
+    pub min_disk_free_percent: u8,
+    /// Labels the Node gets besides the well-known ones (`--node-label`).
+    pub node_labels: std::collections::BTreeMap<String, String>,
+    /// Air-gapped (`--airgap`): images come from `berth image import`; only registries on
+    /// loopback are ever asked.
+    pub airgap: bool,
 }
 
 impl KubeletConfig {
@@ -66,19 +107,28 @@ impl KubeletConfig {
         KubeletConfig {
             node_name: node::hostname(),
             node_ip: node::default_node_ip(),
-            data_dir,
+            data_dir: data_dir.clone(),
             runc: PathBuf::from("runc"),
             cni_plugin_dirs: vec![PathBuf::from("/usr/lib/cni"), PathBuf::from("/opt/cni/bin")],
             bridge: "berth0".to_string(),
             netns_dir: PathBuf::from(crate::network::DEFAULT_NETNS_DIR),
             is_gateway: true,
             ip_masq: true,
+            pod_manifest_path: None,
+            cluster_dns: None,
+            cluster_domain: "cluster.local".to_string(),
+            kubelet_port: 10250,
+            image_store: None,
+            min_disk_free_percent: 10,
+            node_labels: std::collections::BTreeMap::new(),
+            airgap: false,
+            client_ca_file: data_dir.parent().map(|p| p.join("tls").join("server-ca.crt")),
         }
     }
 
     /// The image store directory.
     pub fn images_dir(&self) -> PathBuf {
-        self.data_dir.join("images")
+        self.image_store.clone().unwrap_or_else(|| self.data_dir.join("images"))
     }
 }
 
@@ -138,11 +188,16 @@ pub struct Shared {
 
 /// Runs the kubelet until `cancel` fires. Containers keep running when it stops; the next start
 /// adopts them.
-pub async fn run(client: kube::Client, config: KubeletConfig, cancel: CancellationToken) -> Result<(), KubeletError> {
+pub async fn run(
+    client: kube::Client,
+    mut config: KubeletConfig,
+    cancel: CancellationToken,
+) -> Result<(), KubeletError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| KubeletError::Io { path: config.data_dir.clone(), source })?;
     let images = ImageStore::open(config.images_dir()).map_err(KubeletError::Images)?;
     let runtime: Arc<dyn Runtime> = Arc::new(Runc::with_binary(&config.data_dir, config.runc.clone())?);
+    let kubelet_listener = server::listen(&mut config).await;
     let node = node::register(&client, &config).await?;
     let cidr = node
         .spec
@@ -170,8 +225,11 @@ pub async fn run(client: kube::Client, config: KubeletConfig, cancel: Cancellati
         runtime,
         network,
     });
+    server::spawn(&shared, kubelet_listener, cancel.clone());
     tokio::spawn(heartbeat(shared.clone(), node, cancel.clone()));
+    let static_pods = tokio::spawn(static_pods::run(shared.clone(), cancel.clone()));
     watch_pods(shared, cancel).await;
+    let _ = static_pods.await;
     Ok(())
 }
 
@@ -248,7 +306,9 @@ async fn watch_pods(shared: Arc<Shared>, cancel: CancellationToken) {
                 }
                 if first_list {
                     first_list = false;
-                    cleanup_orphans(&shared, &listed).await;
+                    let mut live = listed.clone();
+                    live.extend(static_pods::manifest_uids(&shared.config));
+                    cleanup_orphans(&shared, &live).await;
                 }
             }
         }
@@ -265,6 +325,10 @@ fn dispatch(
     pod: Pod,
     cancel: &CancellationToken,
 ) {
+    // A mirror pod is the API's view of a static pod, which static_pods runs.
+    if static_pods::is_mirror(&pod) {
+        return;
+    }
     let Some(uid) = pod.metadata.uid.clone() else { return };
     match workers.get(&uid) {
         Some(w) => w.update(pod),

@@ -102,12 +102,16 @@ fn condition(type_: &str, status: bool, reason: &str, message: &str, now: Timest
     }
 }
 
-/// The node's conditions now (transition times are kept by [`keep_transitions`]).
-pub fn conditions(data_dir: &Path) -> Vec<NodeCondition> {
+/// The node's conditions now (transition times are kept by [`keep_transitions`]). DiskPressure
+/// when the data dir's filesystem has less than `min_free_percent` available (upstream's
+/// `nodefs.available<10%`).
+pub fn conditions(data_dir: &Path, min_free_percent: u8) -> Vec<NodeCondition> {
     let now = Timestamp::now();
     let meminfo = read_meminfo();
     let mem_pressure = meminfo_bytes(&meminfo, "MemAvailable").is_some_and(|a| a < 100 * 1024 * 1024);
-    let disk_pressure = disk(data_dir).is_some_and(|(total, avail)| total > 0 && avail * 10 < total);
+    let disk_pressure = disk(data_dir).is_some_and(|(total, avail)| {
+        total > 0 && u128::from(avail) * 100 < u128::from(total) * u128::from(min_free_percent)
+    });
     vec![
         condition("Ready", true, "KubeletReady", "kubelet is posting ready status", now),
         if mem_pressure {
@@ -168,8 +172,10 @@ pub async fn node_status(config: &KubeletConfig) -> NodeStatus {
             NodeAddress { type_: "InternalIP".into(), address: config.node_ip.to_string() },
             NodeAddress { type_: "Hostname".into(), address: config.node_name.clone() },
         ]),
-        conditions: Some(conditions(&config.data_dir)),
-        daemon_endpoints: Some(NodeDaemonEndpoints { kubelet_endpoint: Some(DaemonEndpoint { port: 10250 }) }),
+        conditions: Some(conditions(&config.data_dir, config.min_disk_free_percent)),
+        daemon_endpoints: Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(config.kubelet_port) }),
+        }),
         node_info: Some(NodeSystemInfo {
             architecture: arch().into(),
             boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default().trim().into(),
@@ -192,13 +198,13 @@ pub async fn node_status(config: &KubeletConfig) -> NodeStatus {
 pub async fn register(client: &kube::Client, config: &KubeletConfig) -> Result<Node, KubeletError> {
     let api: Api<Node> = Api::all(client.clone());
     let name = config.node_name.clone();
-    let labels: BTreeMap<String, String> = [
+    let mut labels: BTreeMap<String, String> = [
         ("kubernetes.io/hostname".to_string(), name.clone()),
         ("kubernetes.io/os".to_string(), "linux".to_string()),
         ("kubernetes.io/arch".to_string(), arch().to_string()),
-        ("node-role.kubernetes.io/control-plane".to_string(), "true".to_string()),
     ]
     .into();
+    labels.extend(config.node_labels.clone());
     let status = node_status(config).await;
     let node = Node {
         metadata: ObjectMeta { name: Some(name.clone()), labels: Some(labels.clone()), ..Default::default() },
@@ -234,7 +240,7 @@ pub async fn update_status(client: &kube::Client, config: &KubeletConfig) -> Res
         move |source| KubeletError::Api { what, name, source }
     };
     let current = api.get(&name).await.map_err(api_err("get node"))?;
-    let mut conds = conditions(&config.data_dir);
+    let mut conds = conditions(&config.data_dir, config.min_disk_free_percent);
     keep_transitions(&mut conds, current.status.as_ref());
     let patch = serde_json::json!({ "status": { "conditions": conds } });
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -1,9 +1,13 @@
-//! One worker task per pod: sets up the sandbox, starts the containers (adopting running ones
-//! after a kubelet restart), restarts them per `restartPolicy` with CrashLoopBackOff, writes the
-//! pod status, and on deletion stops everything, cleans up and deletes the pod object.
+//! One worker task per pod: sets up the sandbox, runs the init containers in order (sidecars
+//! among them keep running), then the app containers (adopting running ones after a kubelet
+//! restart), each in its own cgroup with its requests and limits; restarts them per
+//! `restartPolicy` with CrashLoopBackOff; runs their probes (readiness drives `ready`, a failing
+//! liveness or startup probe restarts the container) and postStart/preStop hooks; reports
+//! OOM kills; writes the pod status; and on deletion stops everything (preStop, SIGTERM, grace
+//! period, SIGKILL), cleans up and deletes the pod object.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,9 +21,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::container::{self, container_id, crash_backoff};
-use super::sandbox;
-use super::status::{self, ContainerRecord, PodContext, State, Terminated};
+use super::hooks::{self, HookKind};
+use super::probe::{self, ProbeEvent, ProbeKind};
+use super::status::{self, ContainerRecord, Kind, PodContext, State, Terminated};
 use super::{Shared, error_chain};
+use super::{cgroup, image_pull, sandbox};
 use crate::bundle::{Bundle, ContainerSpec, NetworkNamespace, build_spec};
 use crate::runtime::{ContainerIo, ContainerState, Signal};
 
@@ -64,7 +70,23 @@ impl Handle {
     }
 }
 
-const IMAGE_MISSING: &str = "not found in the node's image store; import it with berth image import";
+/// How long a postStart hook may run (upstream has no limit; one stuck hook must not stall the
+/// pod worker forever).
+const POST_START_TIMEOUT: Duration = Duration::from_secs(120);
+/// After a preStop hook used up the grace period, the container still gets this long after
+/// SIGTERM (upstream `minimumGracePeriodInSeconds`).
+const MIN_GRACE_AFTER_PRE_STOP: Duration = Duration::from_secs(2);
+/// The default `terminationGracePeriodSeconds`.
+const DEFAULT_GRACE_SECONDS: i64 = 30;
+
+/// A container's process exit, as its exit watcher reports it.
+struct Exit {
+    name: String,
+    id: String,
+    code: Option<i32>,
+    /// The kernel OOM-killed a process in the container's cgroup.
+    oom: bool,
+}
 
 struct Worker {
     shared: Arc<Shared>,
@@ -76,8 +98,18 @@ struct Worker {
     retry_at: HashMap<String, Instant>,
     sandbox: Option<(Option<PathBuf>, Vec<String>)>,
     start_time: Option<Timestamp>,
-    exits_tx: mpsc::UnboundedSender<(String, String, Option<i32>)>,
-    exits_rx: mpsc::UnboundedReceiver<(String, String, Option<i32>)>,
+    exits_tx: mpsc::UnboundedSender<Exit>,
+    exits_rx: mpsc::UnboundedReceiver<Exit>,
+    probe_tx: mpsc::UnboundedSender<ProbeEvent>,
+    probe_rx: mpsc::UnboundedReceiver<ProbeEvent>,
+    /// The prober task of each running container with probes, with its run's instance number.
+    probers: HashMap<String, (u64, tokio::task::AbortHandle)>,
+    /// Counts container runs, so that a late probe result of an earlier run is ignored.
+    instances: u64,
+    /// Sidecars being stopped because the app containers are done.
+    stopping: HashSet<String>,
+    /// This kubelet's cgroup subtree.
+    cgroup_root: PathBuf,
     last_status: Option<serde_json::Value>,
     adopted: bool,
     /// A finished pod's sandbox and containers are gone.
@@ -92,9 +124,47 @@ fn containers(pod: &Pod) -> Vec<Container> {
     pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default()
 }
 
+/// Every container of the pod with its kind: the init containers in order (those with
+/// `restartPolicy: Always` are sidecars), then the app containers.
+fn all_containers(pod: &Pod) -> Vec<(Container, Kind)> {
+    let init = pod.spec.as_ref().and_then(|s| s.init_containers.clone()).unwrap_or_default();
+    let init = init.into_iter().map(|c| {
+        let kind = if c.restart_policy.as_deref() == Some("Always") { Kind::Sidecar } else { Kind::Init };
+        (c, kind)
+    });
+    init.chain(containers(pod).into_iter().map(|c| (c, Kind::App))).collect()
+}
+
+fn grace_period(pod: &Pod) -> i64 {
+    pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(DEFAULT_GRACE_SECONDS)
+}
+
+fn seconds(secs: i64) -> Duration {
+    Duration::from_secs(u64::try_from(secs.clamp(0, 3600)).unwrap_or(0))
+}
+
+/// No container of the pod runs.
+fn all_stopped(records: &[ContainerRecord]) -> bool {
+    records.iter().all(|r| !r.is_running())
+}
+
+/// The app containers are done for good (so sidecars are stopped): every one terminated and
+/// `restartPolicy` restarts none of them.
+fn apps_done(policy: &str, records: &[ContainerRecord]) -> bool {
+    let mut apps = records.iter().filter(|r| r.kind == Kind::App).peekable();
+    policy != "Always"
+        && apps.peek().is_some()
+        && apps.all(|r| match &r.state {
+            State::Terminated(t) => policy == "Never" || t.exit_code == 0,
+            _ => false,
+        })
+}
+
 impl Worker {
     fn new(shared: Arc<Shared>, rx: watch::Receiver<Update>, cancel: CancellationToken) -> Self {
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
+        let cgroup_root = cgroup::kubelet_cgroup(&shared.config.node_name);
         Worker {
             shared,
             rx,
@@ -106,6 +176,12 @@ impl Worker {
             start_time: None,
             exits_tx,
             exits_rx,
+            probe_tx,
+            probe_rx,
+            probers: HashMap::new(),
+            instances: 0,
+            stopping: HashSet::new(),
+            cgroup_root,
             last_status: None,
             adopted: false,
             released: false,
@@ -137,7 +213,8 @@ impl Worker {
             tokio::select! {
                 _ = self.cancel.cancelled() => return,
                 changed = self.rx.changed() => if changed.is_err() { return },
-                Some((name, id, code)) = self.exits_rx.recv() => self.on_exit(&name, &id, code),
+                Some(exit) = self.exits_rx.recv() => self.on_exit(exit),
+                Some(event) = self.probe_rx.recv() => self.on_probe(event).await,
                 _ = tokio::time::sleep_until(wake) => {}
             }
         }
@@ -147,20 +224,118 @@ impl Worker {
         self.records.iter_mut().find(|r| r.name == name)
     }
 
-    fn on_exit(&mut self, name: &str, id: &str, code: Option<i32>) {
-        let Some(rec) = self.record_mut(name) else { return };
-        if let State::Running { started_at } = rec.state {
-            rec.state = State::Terminated(Terminated::exited(code, Some(started_at), Some(format!("runc://{id}"))));
+    fn on_exit(&mut self, exit: Exit) {
+        if let Some((_, prober)) = self.probers.remove(&exit.name) {
+            prober.abort();
         }
+        let Some(rec) = self.record_mut(&exit.name) else { return };
+        if let State::Running { started_at } = rec.state {
+            let id = Some(format!("runc://{}", exit.id));
+            let mut t = Terminated::exited(exit.code, Some(started_at), id);
+            if exit.oom {
+                t.reason = "OOMKilled".into();
+            }
+            rec.state = State::Terminated(t);
+        }
+    }
+
+    /// A probe result changed: readiness sets `ready`, a startup success sets `started`, and a
+    /// failed liveness or startup probe restarts the container.
+    async fn on_probe(&mut self, event: ProbeEvent) {
+        if self.probers.get(&event.container).map(|p| p.0) != Some(event.instance) {
+            return;
+        }
+        let Some(pod) = self.last.clone() else { return };
+        let Some(rec) = self.record_mut(&event.container) else { return };
+        if !rec.is_running() {
+            return;
+        }
+        let kind = rec.kind;
+        match (event.kind, event.ok) {
+            (ProbeKind::Readiness, ok) => rec.ready = Some(ok),
+            (ProbeKind::Startup, true) => rec.started = Some(true),
+            (ProbeKind::Liveness | ProbeKind::Startup, false) => {
+                rec.ready = rec.ready.map(|_| false);
+                let Some((c, _)) = all_containers(&pod).into_iter().find(|(c, _)| c.name == event.container) else {
+                    return;
+                };
+                let probe = if event.kind == ProbeKind::Liveness { &c.liveness_probe } else { &c.startup_probe };
+                let grace = probe
+                    .as_ref()
+                    .and_then(|p| p.termination_grace_period_seconds)
+                    .unwrap_or_else(|| grace_period(&pod));
+                let what = if event.kind == ProbeKind::Liveness { "liveness" } else { "startup" };
+                let message = format!("Container {} failed {what} probe, will be restarted", c.name);
+                self.shared.events.pod_event(&pod, Some(field_path(&c, kind)), false, "Killing", message).await;
+                if let Some((_, prober)) = self.probers.remove(&c.name) {
+                    prober.abort();
+                }
+                tokio::spawn(stop_container(self.stop_request(&pod, c, kind, seconds(grace))));
+            }
+            (ProbeKind::Liveness, true) => {}
+        }
+    }
+
+    /// What [`stop_container`] needs to stop one of this pod's containers.
+    fn stop_request(&self, pod: &Pod, container: Container, kind: Kind, grace: Duration) -> StopRequest {
+        let id = container_id(&uid_of(pod), &container.name);
+        StopRequest { shared: self.shared.clone(), pod: pod.clone(), target: self.target(&id), container, kind, grace }
+    }
+
+    /// Where this pod's probes and hooks of container `id` run.
+    fn target(&self, id: &str) -> probe::Target {
+        probe::Target {
+            pod_ip: self.sandbox.as_ref().and_then(|s| s.1.first().cloned()).unwrap_or_default(),
+            runtime: self.shared.runtime.clone(),
+            container_id: id.to_string(),
+        }
+    }
+
+    /// Starts the prober task of a container run (if it has probes); `started` skips a startup
+    /// probe that already passed (an adopted container).
+    fn start_prober(&mut self, pod: &Pod, c: &Container, kind: Kind, id: &str, started: bool) {
+        if let Some((_, old)) = self.probers.remove(&c.name) {
+            old.abort();
+        }
+        let probes = match probe::configured(c) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(container = %id, error = %e, "invalid probe; not probing");
+                return;
+            }
+        };
+        let probes: Vec<_> = probes.into_iter().filter(|p| !(started && p.kind == ProbeKind::Startup)).collect();
+        if probes.is_empty() {
+            return;
+        }
+        self.instances += 1;
+        let prober = probe::Prober {
+            container: c.name.clone(),
+            instance: self.instances,
+            target: self.target(id),
+            started_at: Instant::now(),
+            events: Some(self.shared.events.clone()),
+            pod: pod.clone(),
+            field_path: field_path(c, kind),
+            tx: self.probe_tx.clone(),
+        };
+        let task = tokio::spawn(prober.run(probes));
+        self.probers.insert(c.name.clone(), (self.instances, task.abort_handle()));
     }
 
     /// Restores records from the runtime and the last written status (after a kubelet restart).
     async fn adopt(&mut self, pod: &Pod) {
         let uid = uid_of(pod);
-        let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
+        let mut statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
+        statuses.extend(pod.status.as_ref().and_then(|s| s.init_container_statuses.clone()).unwrap_or_default());
         self.start_time = pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0);
-        for c in containers(pod) {
-            let mut rec = ContainerRecord::new(&c.name, c.image.as_deref().unwrap_or_default());
+        let has_init = pod.spec.as_ref().and_then(|s| s.init_containers.as_ref()).is_some_and(|i| !i.is_empty());
+        let mut adopted = Vec::new();
+        for (c, kind) in all_containers(pod) {
+            let mut rec = ContainerRecord::new(&c.name, c.image.as_deref().unwrap_or_default()).with_kind(kind);
+            if has_init {
+                rec.state = State::Waiting { reason: "PodInitializing".into(), message: None };
+            }
             let prev = statuses.iter().find(|s| s.name == c.name);
             let id = container_id(&uid, &c.name);
             match self.shared.runtime.state(&id).await {
@@ -174,7 +349,11 @@ impl Worker {
                         .map_or_else(Timestamp::now, |t| t.0);
                     rec.state = State::Running { started_at: started };
                     rec.container_id = Some(format!("runc://{id}"));
+                    // Probe verdicts carry over; the probes confirm them at their next run.
+                    rec.started = c.startup_probe.as_ref().map(|_| prev.and_then(|s| s.started).unwrap_or(false));
+                    rec.ready = c.readiness_probe.as_ref().map(|_| prev.is_some_and(|s| s.ready));
                     self.watch_exit(&c.name, &id);
+                    adopted.push((c.clone(), kind, id.clone(), rec.started.unwrap_or(true)));
                     tracing::info!(container = %id, "adopted running container");
                 }
                 Ok(ContainerState::Stopped { exit_code }) => {
@@ -209,11 +388,19 @@ impl Worker {
             }
             self.records.push(rec);
         }
+        if !adopted.is_empty() {
+            super::volumes::start_refresh(&self.shared, pod);
+        }
+        for (c, kind, id, started) in adopted {
+            self.start_prober(pod, &c, kind, &id, started);
+        }
     }
 
     fn watch_exit(&self, name: &str, id: &str) {
         let (runtime, tx, name, id) =
             (self.shared.runtime.clone(), self.exits_tx.clone(), name.to_string(), id.to_string());
+        let uid = container::parse_container_id(&id).map(|(uid, _)| uid.to_string()).unwrap_or_default();
+        let cgroup_path = cgroup::container_cgroup(&self.cgroup_root, &uid, &name);
         tokio::spawn(async move {
             let code = match runtime.wait(&id).await {
                 Ok(code) => code,
@@ -222,7 +409,9 @@ impl Worker {
                     None
                 }
             };
-            let _ = tx.send((name, id, code));
+            // Before anyone deletes the container: its cgroup (and the OOM count) goes with it.
+            let oom = tokio::task::spawn_blocking(move || cgroup::oom_killed(&cgroup_path)).await.unwrap_or(false);
+            let _ = tx.send(Exit { name, id, code, oom });
         });
     }
 
@@ -235,8 +424,8 @@ impl Worker {
             self.start_time = Some(Timestamp::now());
         }
         let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
-        let finished = matches!(status::phase(&policy, &self.records), "Succeeded" | "Failed")
-            && self.records.iter().all(|r| matches!(r.state, State::Terminated(_)));
+        let finished =
+            matches!(status::phase(&policy, &self.records), "Succeeded" | "Failed") && all_stopped(&self.records);
         if self.sandbox.is_none() && !finished {
             match sandbox::setup(&self.shared, pod).await {
                 Ok(s) => self.sandbox = Some(s),
@@ -260,27 +449,87 @@ impl Worker {
             }
         }
         self.retry_at.remove("");
-        for c in containers(pod) {
-            self.sync_container(pod, &c, &policy).await;
+        let all = all_containers(pod);
+        if !status::initialized(&self.records) {
+            self.sync_init_containers(pod, &all, &policy).await;
+        }
+        if status::initialized(&self.records) {
+            let done = apps_done(&policy, &self.records);
+            for (c, kind) in &all {
+                match kind {
+                    Kind::Init => {}
+                    Kind::Sidecar if done => self.stop_sidecar(pod, c).await,
+                    Kind::Sidecar => self.sync_container(pod, c, *kind, "Always").await,
+                    Kind::App => self.sync_container(pod, c, *kind, &policy).await,
+                }
+            }
         }
         self.write_status(pod).await;
-        let finished = matches!(status::phase(&policy, &self.records), "Succeeded" | "Failed")
-            && self.records.iter().all(|r| matches!(r.state, State::Terminated(_)));
+        let finished =
+            matches!(status::phase(&policy, &self.records), "Succeeded" | "Failed") && all_stopped(&self.records);
         if finished && !self.released {
             self.release(pod).await;
         }
     }
 
-    /// A finished pod's containers, filesystems and network go; its logs and status stay.
+    /// Runs the init containers in order: a regular one must complete (exit 0) before the next
+    /// starts and is restarted on failure unless `restartPolicy` is Never; a sidecar must be
+    /// started (past its startup probe) before the next starts.
+    async fn sync_init_containers(&mut self, pod: &Pod, all: &[(Container, Kind)], policy: &str) {
+        let init_policy = if policy == "Never" { "Never" } else { "OnFailure" };
+        for (c, kind) in all {
+            let Some(rec) = self.records.iter().find(|r| r.name == c.name) else { return };
+            match kind {
+                Kind::App => return,
+                Kind::Init => {
+                    if rec.succeeded() {
+                        continue;
+                    }
+                    if !rec.is_running() {
+                        self.sync_container(pod, c, *kind, init_policy).await;
+                    }
+                    return;
+                }
+                Kind::Sidecar => {
+                    if rec.is_started() {
+                        continue;
+                    }
+                    if !rec.is_running() {
+                        self.sync_container(pod, c, *kind, "Always").await;
+                    }
+                    if !self.records.iter().any(|r| r.name == c.name && r.is_started()) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops a running sidecar once the app containers are done (it is not restarted).
+    async fn stop_sidecar(&mut self, pod: &Pod, c: &Container) {
+        let running = self.records.iter().any(|r| r.name == c.name && r.is_running());
+        if !running || !self.stopping.insert(c.name.clone()) {
+            return;
+        }
+        if let Some((_, prober)) = self.probers.remove(&c.name) {
+            prober.abort();
+        }
+        let message = format!("Stopping container {}", c.name);
+        self.shared.events.pod_event(pod, Some(field_path(c, Kind::Sidecar)), false, "Killing", message).await;
+        tokio::spawn(stop_container(self.stop_request(pod, c.clone(), Kind::Sidecar, seconds(grace_period(pod)))));
+    }
+
+    /// A finished pod's containers, filesystems, cgroups and network go; its logs and status stay.
     async fn release(&mut self, pod: &Pod) {
         let uid = uid_of(pod);
-        for c in containers(pod) {
+        for (c, _) in all_containers(pod) {
             let id = container_id(&uid, &c.name);
             if let Err(e) = self.shared.runtime.delete(&id, true).await {
                 tracing::warn!(container = %id, error = %error_chain(&e), "failed to delete finished container");
                 return;
             }
         }
+        remove_pod_cgroup(&cgroup::pod_cgroup(&self.cgroup_root, &uid));
         match sandbox::release_finished(&self.shared, pod).await {
             Ok(()) => {
                 self.released = true;
@@ -290,7 +539,7 @@ impl Worker {
         }
     }
 
-    async fn sync_container(&mut self, pod: &Pod, c: &Container, policy: &str) {
+    async fn sync_container(&mut self, pod: &Pod, c: &Container, kind: Kind, policy: &str) {
         let now = Instant::now();
         let pod_label = format!(
             "{}_{}({})",
@@ -322,7 +571,7 @@ impl Worker {
                 };
                 self.retry_at.insert(c.name.clone(), now + delay);
                 let msg = "Back-off restarting failed container".to_string();
-                self.shared.events.pod_event(pod, Some(field_path(c)), true, "BackOff", msg).await;
+                self.shared.events.pod_event(pod, Some(field_path(c, kind)), true, "BackOff", msg).await;
                 return;
             }
             State::Waiting { .. } => {
@@ -337,48 +586,39 @@ impl Worker {
             }
         }
         self.retry_at.remove(&c.name);
-        self.start_container(pod, c).await;
+        self.start_container(pod, c, kind).await;
     }
 
     /// Starts (or restarts) one container; failures leave it waiting with a reason.
-    async fn start_container(&mut self, pod: &Pod, c: &Container) {
+    async fn start_container(&mut self, pod: &Pod, c: &Container, kind: Kind) {
         let uid = uid_of(pod);
         let image_ref = c.image.clone().unwrap_or_default();
         let id = container_id(&uid, &c.name);
-        let fp = field_path(c);
-        let image = match self.shared.images.get(&image_ref) {
-            Ok(Some(image)) => image,
-            Ok(None) | Err(_) => {
-                let (reason, delay) = match self.record_mut(&c.name) {
-                    Some(rec) if matches!(&rec.state, State::Waiting { reason, .. } if reason == "ErrImagePull" || reason == "ImagePullBackOff") => {
-                        ("ImagePullBackOff", crash_backoff(1))
-                    }
-                    _ => ("ErrImagePull", Duration::from_secs(2)),
+        let fp = field_path(c, kind);
+        let image = match image_pull::ensure_image(&self.shared, pod, c, &fp).await {
+            Ok(image) => image,
+            Err(failure) => {
+                let backing_off = matches!(self.record_mut(&c.name),
+                    Some(rec) if matches!(&rec.state, State::Waiting { reason, .. } if reason == "ErrImagePull" || reason == "ImagePullBackOff"));
+                let (reason, delay) = if backing_off && failure.reason == "ErrImagePull" {
+                    ("ImagePullBackOff", crash_backoff(1))
+                } else {
+                    (failure.reason, Duration::from_secs(2))
                 };
-                let message = format!("image {image_ref:?} {IMAGE_MISSING}");
+                let message = failure.message;
                 if let Some(rec) = self.record_mut(&c.name) {
                     rec.state = State::Waiting { reason: reason.into(), message: Some(message.clone()) };
                 }
                 self.retry_at.insert(c.name.clone(), Instant::now() + delay);
-                let (ev_reason, ev_msg) = if reason == "ErrImagePull" {
-                    ("Failed", format!("Failed to pull image {image_ref:?}: {message}"))
-                } else {
-                    ("BackOff", format!("Back-off pulling image {image_ref:?}"))
+                let (ev_reason, ev_msg) = match reason {
+                    "ImagePullBackOff" => ("BackOff", format!("Back-off pulling image {image_ref:?}")),
+                    "ErrImageNeverPull" => return,
+                    _ => ("Failed", format!("Failed to pull image {image_ref:?}: {message}")),
                 };
                 self.shared.events.pod_event(pod, Some(fp), true, ev_reason, ev_msg).await;
                 return;
             }
         };
-        self.shared
-            .events
-            .pod_event(
-                pod,
-                Some(fp.clone()),
-                false,
-                "Pulled",
-                format!("Container image {image_ref:?} already present on machine"),
-            )
-            .await;
         let attempt = self
             .records
             .iter()
@@ -392,7 +632,7 @@ impl Worker {
                     .await;
                 self.shared
                     .events
-                    .pod_event(pod, Some(fp), false, "Started", format!("Started container {}", c.name))
+                    .pod_event(pod, Some(fp.clone()), false, "Started", format!("Started container {}", c.name))
                     .await;
                 let image_id = format!("{}@{}", image.name, image.manifest_digest);
                 if let Some(rec) = self.record_mut(&c.name) {
@@ -400,8 +640,25 @@ impl Worker {
                     rec.state = State::Running { started_at: Timestamp::now() };
                     rec.container_id = Some(format!("runc://{id}"));
                     rec.image_id = image_id;
+                    rec.started = c.startup_probe.as_ref().map(|_| false);
+                    rec.ready = c.readiness_probe.as_ref().map(|_| false);
                 }
                 self.watch_exit(&c.name, &id);
+                if let Some(hook) = hooks::hook(c, HookKind::PostStart) {
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    let result = match hook {
+                        Ok(hook) => hooks::run(&hook, &self.target(&id), POST_START_TIMEOUT, &c.name, &name).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(message) = result {
+                        tracing::warn!(container = %id, %message, "postStart hook failed");
+                        self.shared.events.pod_event(pod, Some(fp), true, "FailedPostStartHook", message).await;
+                        let grace = seconds(grace_period(pod));
+                        tokio::spawn(stop_container(self.stop_request(pod, c.clone(), kind, grace)));
+                        return;
+                    }
+                }
+                self.start_prober(pod, c, kind, &id, false);
             }
             Err((reason, message)) => {
                 tracing::warn!(container = %id, reason, %message, "container start failed");
@@ -438,8 +695,8 @@ impl Worker {
         let uid = uid_of(pod);
         let (netns, ips) = self.sandbox.clone().unwrap_or_default();
         let pod_dir = sandbox::pod_dir(&self.shared.config.data_dir, &uid);
-        let env = container::resolve_env(c, pod, ips.first().map(String::as_str)).map_err(cfg_err)?;
-        let mounts = container::mounts(pod, c, &pod_dir).map_err(cfg_err)?;
+        let env = container::environment(&self.shared, c, pod, &ips).await.map_err(cfg_err)?;
+        let mounts = super::volumes::mounts(&self.shared, pod, c, &pod_dir).await?;
         // A fresh container: remove the previous one and its filesystem.
         self.shared.runtime.delete(id, true).await.map_err(|e| create_err(error_chain(&e)))?;
         let dir = sandbox::container_dir(&pod_dir, &c.name);
@@ -461,6 +718,8 @@ impl Worker {
                 Some(path) => NetworkNamespace::Path(path),
                 None => NetworkNamespace::Host,
             },
+            cgroups_path: Some(cgroup::container_cgroup(&self.cgroup_root, &uid, &c.name)),
+            resources: cgroup::resources(c),
             ..Default::default()
         };
         let oci = build_spec(&spec, &image.config, rootfs.path()).map_err(|e| create_err(error_chain(&e)))?;
@@ -505,54 +764,30 @@ impl Worker {
         }
     }
 
-    /// Stops the containers (SIGTERM, grace period, SIGKILL), removes them and the sandbox, and
-    /// deletes the pod object (when `pod` is given).
+    /// Stops the containers (preStop, SIGTERM, grace period, SIGKILL), removes them, their
+    /// cgroups and the sandbox, and deletes the pod object (when `pod` is given).
     async fn terminate(&mut self, pod: Option<&Pod>) {
         let known = pod.cloned().or_else(|| self.last.clone());
         let Some(known) = known else { return };
         let uid = uid_of(&known);
-        let grace = pod
-            .and_then(|p| p.metadata.deletion_grace_period_seconds)
-            .or_else(|| known.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
-            .unwrap_or(30)
-            .clamp(0, 3600);
-        let ids: Vec<(String, String)> =
-            containers(&known).iter().map(|c| (c.name.clone(), container_id(&uid, &c.name))).collect();
-        let mut running = Vec::new();
-        for (name, id) in &ids {
-            if let Ok(ContainerState::Running { .. }) = self.shared.runtime.state(id).await {
-                self.shared
-                    .events
-                    .pod_event(
-                        &known,
-                        Some(format!("spec.containers{{{name}}}")),
-                        false,
-                        "Killing",
-                        format!("Stopping container {name}"),
-                    )
-                    .await;
-                let _ = self.shared.runtime.kill(id, Signal::SIGTERM).await;
-                running.push(id.clone());
+        let grace = pod.and_then(|p| p.metadata.deletion_grace_period_seconds).unwrap_or_else(|| grace_period(&known));
+        for (_, (_, prober)) in self.probers.drain() {
+            prober.abort();
+        }
+        let all = all_containers(&known);
+        let mut stops = Vec::new();
+        for (c, kind) in &all {
+            let id = container_id(&uid, &c.name);
+            if let Ok(ContainerState::Running { .. }) = self.shared.runtime.state(&id).await {
+                let message = format!("Stopping container {}", c.name);
+                self.shared.events.pod_event(&known, Some(field_path(c, *kind)), false, "Killing", message).await;
+                stops.push(stop_container(self.stop_request(&known, c.clone(), *kind, seconds(grace))));
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(u64::try_from(grace).unwrap_or(0));
-        while !running.is_empty() && Instant::now() < deadline {
-            let mut still = Vec::new();
-            for id in running {
-                if let Ok(ContainerState::Running { .. }) = self.shared.runtime.state(&id).await {
-                    still.push(id);
-                }
-            }
-            running = still;
-            if !running.is_empty() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        for id in &running {
-            let _ = self.shared.runtime.kill(id, Signal::SIGKILL).await;
-        }
-        for (_, id) in &ids {
-            if let Err(e) = self.shared.runtime.delete(id, true).await {
+        futures::future::join_all(stops).await;
+        for (c, _) in &all {
+            let id = container_id(&uid, &c.name);
+            if let Err(e) = self.shared.runtime.delete(&id, true).await {
                 tracing::warn!(container = %id, error = %error_chain(&e), "failed to delete container");
             }
         }
@@ -577,6 +812,66 @@ impl Worker {
     }
 }
 
-fn field_path(c: &Container) -> String {
-    format!("spec.containers{{{}}}", c.name)
+/// The event `fieldPath` of a container: `spec.initContainers{name}` or `spec.containers{name}`.
+fn field_path(c: &Container, kind: Kind) -> String {
+    match kind {
+        Kind::App => format!("spec.containers{{{}}}", c.name),
+        Kind::Init | Kind::Sidecar => format!("spec.initContainers{{{}}}", c.name),
+    }
+}
+
+/// Removes a pod's cgroup (its containers are deleted); a failure is logged.
+fn remove_pod_cgroup(path: &Path) {
+    if let Err((dir, e)) = cgroup::remove(path) {
+        tracing::warn!(cgroup = %dir.display(), error = %e, "failed to remove pod cgroup");
+    }
+}
+
+/// One container to stop, with what stopping it needs.
+struct StopRequest {
+    shared: Arc<Shared>,
+    pod: Pod,
+    container: Container,
+    kind: Kind,
+    target: probe::Target,
+    grace: Duration,
+}
+
+/// Stops a container as upstream's `killContainer`: the preStop hook (within the grace period),
+/// then SIGTERM, then SIGKILL once the grace period is over (at least
+/// [`MIN_GRACE_AFTER_PRE_STOP`] after a preStop hook). Returns once the process is gone or killed.
+async fn stop_container(req: StopRequest) {
+    let StopRequest { shared, pod, container, kind, target, grace } = req;
+    let id = target.container_id.clone();
+    let start = Instant::now();
+    let mut deadline = start + grace;
+    if let Some(hook) = hooks::hook(&container, HookKind::PreStop) {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let result = match hook {
+            Ok(hook) => hooks::run(&hook, &target, grace, &container.name, &name).await,
+            Err(e) => Err(e),
+        };
+        if let Err(message) = result {
+            tracing::warn!(container = %id, %message, "preStop hook failed");
+            let fp = Some(field_path(&container, kind));
+            shared.events.pod_event(&pod, fp, true, HookKind::PreStop.failure_reason(), message).await;
+        }
+        deadline = deadline.max(Instant::now() + MIN_GRACE_AFTER_PRE_STOP);
+    }
+    if let Err(e) = shared.runtime.kill(&id, Signal::SIGTERM).await {
+        tracing::debug!(container = %id, error = %error_chain(&e), "SIGTERM failed");
+    }
+    while Instant::now() < deadline {
+        match shared.runtime.state(&id).await {
+            Ok(ContainerState::Running { .. } | ContainerState::Created { .. }) => {}
+            _ => return,
+        }
+        tokio::time::sleep(Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+    if let Ok(ContainerState::Running { .. }) = shared.runtime.state(&id).await {
+        tracing::info!(container = %id, grace_seconds = grace.as_secs(), "grace period over; killing");
+        if let Err(e) = shared.runtime.kill(&id, Signal::SIGKILL).await {
+            tracing::warn!(container = %id, error = %error_chain(&e), "SIGKILL failed");
+        }
+    }
 }

@@ -59,7 +59,7 @@ pub async fn setup(shared: &Shared, pod: &Pod) -> Result<(Option<PathBuf>, Vec<S
     let files = [
         ("etc-hosts", hosts_file(&ips, &hostname)),
         ("hostname", format!("{hostname}\n")),
-        ("resolv.conf", std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
+        ("resolv.conf", super::dns_config::resolv_conf_for(pod, &shared.config)),
     ];
     for (file, content) in files {
         let path = dir.join(file);
@@ -103,6 +103,12 @@ pub async fn teardown(shared: &Shared, uid: &str, namespace: &str, name: &str) -
     };
     shared.network.teardown(&req).await.map_err(|source| KubeletError::Network { pod: uid.to_string(), source })?;
     let dir = pod_dir(&shared.config.data_dir, uid);
+    // tmpfs volumes are unmounted and the cgroup removed first, so the directory can go.
+    super::volumes::teardown(&dir);
+    let cgroup = super::cgroup::pod_cgroup(&super::cgroup::kubelet_cgroup(&shared.config.node_name), uid);
+    if let Err((path, e)) = super::cgroup::remove(&cgroup) {
+        tracing::warn!(cgroup = %path.display(), error = %e, "failed to remove pod cgroup");
+    }
     let containers = dir.join("containers");
     if let Ok(entries) = std::fs::read_dir(&containers) {
         for entry in entries.flatten() {

@@ -1,7 +1,9 @@
 //! The `runc` runtime: shells out to the `runc` binary with its own `--root` under the agent's
-//! data dir (never the system default `/run/runc`). Containers run detached with their stdio on
-//! files; the agent makes itself the child subreaper so that orphaned container processes become
-//! its children, and one named thread per container waits for the exit and records it in
+//! data dir (never the system default `/run/runc`). Containers run detached with their stdout and
+//! stderr on FIFOs (`<state>/<id>/{stdout,stderr}`) that agent threads copy into CRI log files
+//! (see `kubelet::logs`); the FIFOs outlive the agent and the pumps resume when it starts again.
+//! The agent makes itself the child subreaper so that orphaned container processes become its
+//! children, and one named thread per container waits for the exit and records it in
 //! `<state>/<id>/exit`. May spawn runc and wait for (only) the container processes it created.
 
 use std::collections::HashMap;
@@ -20,7 +22,7 @@ use serde::Deserialize;
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use super::{ContainerIo, ContainerState, Runtime, RuntimeError, validate_id};
+use super::{ContainerIo, ContainerState, Runtime, RuntimeError, TtyProcess, open_terminal, validate_id};
 use crate::bundle::Bundle;
 use crate::io_error::io_err;
 
@@ -32,6 +34,26 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `None` while running; `Some(code)` once exited (`code` `None` if unknown).
 type ExitWatch = watch::Receiver<Option<Option<i32>>>;
+/// `true` once a container's log pumps have copied everything (its stdio reached end of file).
+type LogsWatch = watch::Receiver<bool>;
+/// How long `wait` waits, after the exit, for the log pumps to drain the container's output.
+const LOG_DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Signals that a container's log pumps are done when the last pump thread drops it.
+struct PumpsDone(watch::Sender<bool>);
+
+impl Drop for PumpsDone {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// Where a container's stdio FIFOs copy to (`io.json` in its state dir, for adoption).
+#[derive(Debug, serde::Serialize, Deserialize)]
+struct IoRecord {
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
 
 /// The `runc` runtime. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -40,6 +62,7 @@ pub struct Runc {
     root: PathBuf,
     state_dir: PathBuf,
     exits: Arc<Mutex<HashMap<String, ExitWatch>>>,
+    logs: Arc<Mutex<HashMap<String, LogsWatch>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,7 +82,8 @@ impl Runc {
     /// `<data_dir>/containers`, using the `runc` found on `PATH`.
     ///
     /// Makes this process the child subreaper (process-wide, idempotent): detached container
-    /// processes are re-parented to it, which is how their exit codes are collected.
+    /// processes are re-parented to it, which is how their exit codes are collected. Resumes the
+    /// log pumps of containers an earlier agent created (see [`Runc::resume_log_pumps`]).
     pub fn new(data_dir: &Path) -> Result<Self, RuntimeError> {
         Self::with_binary(data_dir, "runc")
     }
@@ -72,7 +96,11 @@ impl Runc {
             fs::create_dir_all(dir).map_err(io_err("create", dir))?;
         }
         nix::sys::prctl::set_child_subreaper(true).map_err(RuntimeError::Subreaper)?;
-        Ok(Self { binary: binary.into(), root, state_dir, exits: Arc::default() })
+        let runc = Self { binary: binary.into(), root, state_dir, exits: Arc::default(), logs: Arc::default() };
+        if let Err(e) = runc.resume_log_pumps() {
+            tracing::warn!(error = %e, "failed to resume container log pumps");
+        }
+        Ok(runc)
     }
 
     /// runc's `--root` directory.
@@ -109,6 +137,50 @@ impl Runc {
             return Err(RuntimeError::NotFound { id: id.to_string() });
         }
         Err(RuntimeError::Command { command, id: id.to_string(), message })
+    }
+
+    /// Starts the log pumps of container `id`: its stdout and stderr FIFO read ends are copied
+    /// into the CRI log files of `io`.
+    fn start_pumps(&self, id: &str, stdout: File, stderr: File, io: &IoRecord) -> Result<(), RuntimeError> {
+        let (tx, rx) = watch::channel(false);
+        self.logs.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_string(), rx);
+        crate::kubelet::logs::spawn_pumps(stdout, stderr, &io.stdout, &io.stderr, PumpsDone(tx))
+            .map_err(|e| io_err("start log pumps for", &io.stdout)(e).into())
+    }
+
+    /// Waits (a bounded time) until the log pumps of `id` have copied all its output.
+    async fn logs_drained(&self, id: &str) {
+        let rx = self.logs.lock().unwrap_or_else(PoisonError::into_inner).get(id).cloned();
+        if let Some(mut rx) = rx {
+            let _ = tokio::time::timeout(LOG_DRAIN_GRACE, rx.wait_for(|done| *done)).await;
+        }
+    }
+
+    /// Restarts the log pumps of containers created by an earlier agent (after a restart of the
+    /// agent, their output waited in the FIFO). Containers that already have pumps are skipped.
+    pub fn resume_log_pumps(&self) -> Result<(), RuntimeError> {
+        let entries = match fs::read_dir(&self.state_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("read", &self.state_dir)(e).into()),
+        };
+        for entry in entries.flatten() {
+            let Some(id) = entry.file_name().to_str().map(str::to_string) else { continue };
+            if self.logs.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&id) {
+                continue;
+            }
+            let dir = entry.path();
+            let Ok(text) = fs::read_to_string(dir.join("io.json")) else { continue };
+            let Ok(record) = serde_json::from_str::<IoRecord>(&text) else { continue };
+            let (Ok(stdout), Ok(stderr)) =
+                (open_fifo_reader(&dir.join("stdout")), open_fifo_reader(&dir.join("stderr")))
+            else {
+                continue;
+            };
+            self.start_pumps(&id, stdout, stderr, &record)?;
+            tracing::info!(container = %id, "resumed container log pumps");
+        }
+        Ok(())
     }
 
     fn exit_watch(&self, id: &str) -> Option<ExitWatch> {
@@ -176,10 +248,25 @@ fn reap(pid: Pid) -> Option<i32> {
     }
 }
 
-async fn open_log(path: &Path) -> Result<File, RuntimeError> {
-    let file =
-        tokio::fs::OpenOptions::new().create(true).append(true).open(path).await.map_err(io_err("open log", path))?;
-    Ok(file.into_std().await)
+/// Opens the read end of a FIFO without waiting for a writer, then makes reads blocking: they
+/// wait for data and return end of file once no writer is left.
+fn open_fifo_reader(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path)?;
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()))?;
+    Ok(file)
+}
+
+/// Makes the FIFO `path` (replacing a stale one) and returns (read end, write end). The write
+/// end is opened read-write: the container holding it keeps the pipe alive, so its writes never
+/// fail with EPIPE while no agent reads (they block once the pipe buffer is full).
+fn make_fifo(path: &Path) -> Result<(File, File), RuntimeError> {
+    let _ = fs::remove_file(path);
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| io_err("create fifo", path)(e.into()))?;
+    let reader = open_fifo_reader(path).map_err(io_err("open fifo", path))?;
+    let writer = fs::OpenOptions::new().read(true).write(true).open(path).map_err(io_err("open fifo", path))?;
+    Ok((reader, writer))
 }
 
 /// The last error message in a runc `--log-format json` log.
@@ -200,13 +287,15 @@ impl Runtime for Runc {
         let _ = tokio::fs::remove_file(dir.join("exit")).await;
         let pid_file = dir.join("pid");
         let log = dir.join("runc.log");
-        let stdout = open_log(&io.stdout).await?;
-        let stderr = if io.stderr == io.stdout {
-            stdout.try_clone().map_err(io_err("dup", &io.stdout))?
-        } else {
-            open_log(&io.stderr).await?
-        };
-        // runc passes its own stdio to the container process: the log files, never a pipe.
+        // The container writes to FIFOs; pump threads turn them into CRI log files.
+        let record = IoRecord { stdout: io.stdout.clone(), stderr: io.stderr.clone() };
+        let io_json = dir.join("io.json");
+        let text = serde_json::to_string(&record).unwrap_or_default();
+        tokio::fs::write(&io_json, text).await.map_err(io_err("write", &io_json))?;
+        let (stdout_r, stdout) = make_fifo(&dir.join("stdout"))?;
+        let (stderr_r, stderr) = make_fifo(&dir.join("stderr"))?;
+        self.start_pumps(id, stdout_r, stderr_r, &record)?;
+        // runc passes its own stdio to the container process: the FIFOs, never a pipe to us.
         let status = self
             .command()
             .arg("--log")
@@ -282,6 +371,7 @@ impl Runtime for Runc {
             Err(e) => return Err(e),
         }
         self.exits.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        self.logs.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
         let dir = self.container_dir(id);
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(()),
@@ -295,6 +385,7 @@ impl Runtime for Runc {
         if let Some(mut rx) = self.exit_watch(id) {
             let code = rx.wait_for(Option::is_some).await.map(|c| c.flatten()).ok();
             if let Some(code) = code {
+                self.logs_drained(id).await;
                 return Ok(code);
             }
         }
@@ -303,6 +394,7 @@ impl Runtime for Runc {
         loop {
             tick.tick().await;
             if let ContainerState::Stopped { exit_code } = self.state(id).await? {
+                self.logs_drained(id).await;
                 return Ok(exit_code);
             }
         }
@@ -320,6 +412,61 @@ impl Runtime for Runc {
             output: out.to_string(),
         })?;
         Ok(entries.into_iter().map(|e| e.id).collect())
+    }
+
+    /// `runc exec` (not detached): runc copies between its own stdio and the process, so the
+    /// child's stdin/stdout/stderr are pipes to the process, and the child's exit status is the
+    /// process's exit code. Dropping the child does not kill it; close its stdin or kill it.
+    async fn exec(&self, id: &str, args: &[String], tty: bool) -> Result<tokio::process::Child, RuntimeError> {
+        validate_id(id)?;
+        if tty {
+            return Err(RuntimeError::Unsupported {
+                operation: "exec with a tty through Runtime::exec (use exec_tty)",
+            });
+        }
+        if args.is_empty() {
+            return Err(RuntimeError::Command {
+                command: "exec",
+                id: id.to_string(),
+                message: "no command given".into(),
+            });
+        }
+        self.command()
+            .arg("exec")
+            .arg(id)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| RuntimeError::Spawn { binary: self.binary.clone(), source })
+    }
+
+    /// `runc exec -t` (not detached) with a terminal of ours as runc's stdio: runc makes the
+    /// container's terminal and copies between it and ours, and forwards SIGWINCH as a resize.
+    async fn exec_tty(&self, id: &str, args: &[String]) -> Result<TtyProcess, RuntimeError> {
+        validate_id(id)?;
+        if args.is_empty() {
+            return Err(RuntimeError::Command {
+                command: "exec",
+                id: id.to_string(),
+                message: "no command given".into(),
+            });
+        }
+        let (master, slave) = open_terminal().map_err(|e| io_err("open", Path::new("/dev/ptmx"))(e))?;
+        let dup = |f: &File| f.try_clone().map_err(|e| io_err("dup", Path::new("/dev/ptmx"))(e));
+        let (slave_out, slave_err) = (dup(&slave)?, dup(&slave)?);
+        let child = self
+            .command()
+            .args(["exec", "--tty"])
+            .arg(id)
+            .args(args)
+            .stdin(slave)
+            .stdout(slave_out)
+            .stderr(slave_err)
+            .spawn()
+            .map_err(|source| RuntimeError::Spawn { binary: self.binary.clone(), source })?;
+        Ok(TtyProcess { child, master })
     }
 }
 

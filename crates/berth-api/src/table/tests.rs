@@ -361,13 +361,13 @@ fn jobs_cronjobs_and_hpa() {
         "status": { "currentReplicas": 2, "currentMetrics": [{ "type": "Resource", "resource": { "name": "cpu", "current": { "averageUtilization": 12 } } }] } });
     assert_eq!(
         cells("autoscaling", "HorizontalPodAutoscaler", &hpa)[1..6].to_vec(),
-        vec![json!("Deployment/web"), json!("12%/50%"), json!("1"), json!(5), json!(2)]
+        vec![json!("Deployment/web"), json!("cpu: 12%/50%"), json!("1"), json!(5), json!(2)]
     );
     let v1 = json!({ "apiVersion": "autoscaling/v1", "metadata": { "name": "h" },
         "spec": { "scaleTargetRef": { "kind": "Deployment", "name": "web" }, "maxReplicas": 3, "targetCPUUtilizationPercentage": 80 } });
     assert_eq!(
         cells("autoscaling", "HorizontalPodAutoscaler", &v1)[2..4].to_vec(),
-        vec![json!("<unknown>/80%"), json!("<unset>")]
+        vec![json!("cpu: <unknown>/80%"), json!("<unset>")]
     );
 }
 

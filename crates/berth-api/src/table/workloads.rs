@@ -341,9 +341,11 @@ fn format_hpa_metrics(specs: &[Value], statuses: &[Value]) -> String {
                 let key = if s(&spec["type"]) == "Resource" { "resource" } else { "containerResource" };
                 let target = &spec[key]["target"];
                 let current = &status[key]["current"];
+                // Since Kubernetes 1.30 the resource name leads: `cpu: 45%/50%`.
+                let resource = s(&spec[key]["name"]);
                 if !target["averageValue"].is_null() {
                     let cur = if status[key].is_object() { q(&current["averageValue"]) } else { unknown() };
-                    format!("{cur}/{}", q(&target["averageValue"]))
+                    format!("{resource}: {cur}/{}", q(&target["averageValue"]))
                 } else {
                     let cur = match current["averageUtilization"].as_i64() {
                         Some(u) if status[key].is_object() => format!("{u}%"),
@@ -353,7 +355,7 @@ fn format_hpa_metrics(specs: &[Value], statuses: &[Value]) -> String {
                         Some(u) => format!("{u}%"),
                         None => "<auto>".into(),
                     };
-                    format!("{cur}/{tgt}")
+                    format!("{resource}: {cur}/{tgt}")
                 }
             }
             _ => "<unknown type>".into(),

@@ -43,6 +43,10 @@ pub fn validate_service(obj: &Value) -> ErrorList {
             format!("may not be set to 'None' for {ty} services"),
         )),
         "ExternalName" => {
+            // The Service has no endpoints to select: nothing would ever use the selector.
+            if spec.get("selector").and_then(Value::as_object).is_some_and(|s| !s.is_empty()) {
+                errs.push(FieldError::forbidden("spec.selector", "may not be set for ExternalName services"));
+            }
             if !cluster_ip.is_empty() || !arr(spec, "clusterIPs").is_empty() {
                 errs.push(FieldError::forbidden("spec.clusterIPs", "may not be set for ExternalName services"));
             }
@@ -272,6 +276,11 @@ mod tests {
                 "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'",
             ),
             ("externalName required", json!({"type": "ExternalName"}), "spec.externalName: Required value"),
+            (
+                "ExternalName forbids a selector",
+                json!({"type": "ExternalName", "externalName": "a.b", "selector": {"app": "x"}}),
+                "spec.selector: Forbidden: may not be set for ExternalName services",
+            ),
             (
                 "externalName is a DNS name",
                 json!({"type": "ExternalName", "externalName": "not a host"}),

@@ -1,5 +1,5 @@
-//! `berth image import|ls|rm`: the node's image store (DATA_DIR/agent/images) from the command
-//! line, without a running server. Safe while the agent runs: imports are atomic.
+//! `berth image import|pull|ls|rm`: the node's image store (DATA_DIR/agent/images) from the
+//! command line, without a running server. Safe while the agent runs: imports are atomic.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use berth_agent::ImageStore;
 
-use crate::cli::{ImageCommand, ImageDataDirArgs};
+use crate::cli::{ImageCommand, ImageDataDirArgs, ImagePullArgs};
 use crate::printer::tabwriter::TabWriter;
 
 fn open(dir: &ImageDataDirArgs) -> anyhow::Result<ImageStore> {
@@ -50,6 +50,7 @@ pub fn run(cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
                 println!("imported {} ({})", r.name, r.digest);
             }
         }
+        ImageCommand::Pull(args) => pull(args)?,
         ImageCommand::Ls(dir) => {
             let store = open(dir)?;
             let mut tw = TabWriter::new();
@@ -80,6 +81,39 @@ pub fn run(cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `berth image pull`: one line per layer as it lands, then a summary.
+fn pull(args: &ImagePullArgs) -> anyhow::Result<()> {
+    use berth_agent::image::pull::{Credentials, PullEvent};
+    let store = open(&args.dir)?;
+    let credentials = match (&args.username, &args.password) {
+        (Some(username), Some(password)) => {
+            Credentials::Basic { username: username.clone(), password: password.clone() }
+        }
+        _ => Credentials::Anonymous,
+    };
+    println!("Pulling {}", args.reference);
+    let progress = |event: PullEvent| match event {
+        PullEvent::Resolved { digest, layers, bytes } => {
+            println!("{}: {layers} layer(s), {}", short_digest(&digest), human_size(bytes));
+        }
+        PullEvent::Layer { digest, bytes, cached } => {
+            let what =
+                if cached { "Already exists".to_string() } else { format!("Pull complete ({})", human_size(bytes)) };
+            println!("{}: {what}", short_digest(&digest));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let pulled = runtime.block_on(berth_agent::image::pull::pull(&store, &args.reference, &credentials, &progress))?;
+    println!(
+        "Pulled {} ({}) in {:.1}s: {} downloaded",
+        pulled.image.name,
+        pulled.image.digest,
+        pulled.elapsed.as_secs_f64(),
+        human_size(pulled.downloaded)
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! One module per verb; `run` dispatches the parsed command line, and `Ctx` carries what every
 //! client verb needs (the API, namespace scope, lazily fetched discovery).
 
+pub mod agent;
 pub mod api_resources;
 pub mod apply;
 pub mod cluster_info;
@@ -8,19 +9,30 @@ mod components;
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod dns;
 pub mod get;
 pub mod image;
+pub mod kubelet_args;
+pub mod proxy;
 pub mod server;
 pub mod version;
 // The workload verbs (issue 4).
 pub mod annotate;
 pub mod cordon;
 pub mod drain;
+pub mod expose;
 pub mod label;
 pub mod rollout;
 pub mod scale;
 pub mod set_image;
 pub mod taint;
+// Autoscaling and resource metrics (issue 6).
+pub mod autoscale;
+pub mod top;
+// Logs, exec and port-forward through the kubelet (issue 3).
+pub mod exec;
+pub mod logs;
+pub mod port_forward;
 
 use std::process::ExitCode;
 
@@ -75,6 +87,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Server(args) = cli.command {
         return server::run(*args).await;
     }
+    if let Command::Agent(args) = cli.command {
+        return agent::run(&cli.global, *args).await;
+    }
     if let Command::Version(args) = &cli.command
         && args.client
     {
@@ -82,7 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let ctx = Ctx::connect(&cli.global).await?;
     let result = match cli.command {
-        Command::Server(_) | Command::Image(_) => unreachable!("handled above"),
+        Command::Server(_) | Command::Agent(_) | Command::Image(_) => unreachable!("handled above"),
         Command::Get(args) => get::run(&ctx, args).await,
         Command::Describe(args) => describe::run(&ctx, args).await,
         Command::Apply(args) => apply::run(&ctx, args).await,
@@ -92,6 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Version(_) => version::run(&ctx).await,
         Command::ClusterInfo => cluster_info::run(&ctx).await,
         Command::Scale(args) => scale::run(&ctx, args).await,
+        Command::Expose(args) => expose::run(&ctx, args).await,
         Command::Rollout(args) => rollout::run(&ctx, args).await,
         Command::Set(args) => set_image::run(&ctx, args).await,
         Command::Cordon(args) => cordon::run(&ctx, args, true).await,
@@ -100,6 +116,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Taint(args) => taint::run(&ctx, args).await,
         Command::Label(args) => label::run(&ctx, args).await,
         Command::Annotate(args) => annotate::run(&ctx, args).await,
+        Command::Autoscale(args) => autoscale::run(&ctx, args).await,
+        Command::Top(args) => top::run(&ctx, args).await,
+        Command::Logs(args) => logs::run(&ctx, args).await,
+        Command::Exec(args) => exec::run(&ctx, args).await,
+        Command::PortForward(args) => port_forward::run(&ctx, args).await,
     };
     result.map_err(|err| crate::errors::connection_refused(err, &ctx.cluster_url))
 }

@@ -58,6 +58,7 @@ pub fn config_from_args(args: &ServerArgs) -> Result<Config, FlagError> {
     config.tls_san = args.tls_san.clone();
     config.service_cidr = args.service_cidr.clone();
     config.cluster_cidr = args.cluster_cidr.clone();
+    config.metrics_resolution = args.metrics_resolution;
     Ok(config)
 }
 
@@ -81,6 +82,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     });
     let server = Server::start(config, cancel.child_token()).await.context("failed to start the apiserver")?;
     let kubeconfig = server.kubeconfig_path().to_path_buf();
+    tracing::info!(path = %server.node_token_path().display(), "node join token (berth agent --token) is available");
 
     if let Some(path) = &args.write_kubeconfig {
         copy_kubeconfig(&kubeconfig, path, mode.unwrap_or(0o600))
@@ -89,7 +91,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if !args.no_default_kubeconfig {
         write_default_kubeconfig(&kubeconfig);
     }
-    let components = super::components::start(&kubeconfig, &args, &cancel).await?;
+    let join = super::components::Join { url: server.url(), token: server.node_token().to_string() };
+    let components = super::components::start(&kubeconfig, &args, &join, &cancel).await?;
 
     let url = server.url();
     {

@@ -70,10 +70,41 @@ pub struct Cluster {
     pub bridge: String,
     /// The node's pod network (10.<octet>.0.0/24).
     pub octet: u32,
+    /// The service proxy's per-run setup, when started with it.
+    pub proxy: Option<ProxySetup>,
 }
+
+/// What a cluster started with the proxy owns on the host.
+pub struct ProxySetup {
+    /// The service CIDR (10.<octet>.0.0/24).
+    pub service_cidr: String,
+    pub table: String,
+}
+
+/// The routing table of the proxy's blackhole routes (berth_proxy's default).
+pub const PROXY_ROUTE_TABLE: &str = "4043";
 
 impl Cluster {
     pub fn start(index: u32) -> Cluster {
+        Self::start_with(index, &|_| Vec::new())
+    }
+
+    /// As [`Cluster::start`], with more `berth server` flags, computed from the cluster's bridge,
+    /// octet and data dir. The service proxy stays off (see [`Cluster::start_with_proxy`]).
+    pub fn start_with(index: u32, extra_args: &dyn Fn(&Cluster) -> Vec<String>) -> Cluster {
+        Self::start_inner(index, false, extra_args)
+    }
+
+    /// As [`Cluster::start_with`], with the service proxy on, confined to this run: its own
+    /// service CIDR 10.<free>.0.0/24 (blackholed for forwarded traffic), nftables table
+    /// `berth-e<pid><index>`, route_localnet and IPv4 forwarding only on the cluster's bridge
+    /// (never the global ip_forward), NodePorts at 127.0.0.1 and the bridge's gateway address.
+    /// Table, policy rules and route are removed on drop even if the server could not.
+    pub fn start_with_proxy(index: u32, extra_args: &dyn Fn(&Cluster) -> Vec<String>) -> Cluster {
+        Self::start_inner(index, true, extra_args)
+    }
+
+    fn start_inner(index: u32, proxy: bool, extra_args: &dyn Fn(&Cluster) -> Vec<String>) -> Cluster {
         let data_dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir().expect("temp data dir");
         let data = data_dir.path().to_path_buf();
         let bridge = format!("bt{:x}{index:x}", std::process::id());
@@ -81,7 +112,8 @@ impl Cluster {
         let base = 200 + (std::process::id() % 10) * 5 + index;
         let octet = (0..50).map(|k| 200 + (base - 200 + k * 7) % 55).find(|&o| !octet_in_use(o)).expect("a free CIDR");
         // Guard first, so a failure below still cleans up.
-        let mut cluster = Cluster { server: None, args: Vec::new(), data: data.clone(), bridge: bridge.clone(), octet };
+        let mut cluster =
+            Cluster { server: None, args: Vec::new(), data: data.clone(), bridge: bridge.clone(), octet, proxy: None };
         // The test owns the bridge and its gateway address (the plugin never flips ip_forward).
         let out = Command::new("ip").args(["link", "add", &bridge, "type", "bridge"]).output().expect("ip link add");
         assert!(out.status.success(), "ip link add {bridge}: {}", String::from_utf8_lossy(&out.stderr));
@@ -122,8 +154,25 @@ impl Cluster {
             "--no-ip-masq",
             "--cni-bin-dir",
             PLUGIN_DIR,
+            // Never ask a registry off this host: the tests' images are imported.
+            "--airgap",
+            // The shared test machine's disk may be fuller than the kubelet's default 10% margin.
+            "--eviction-hard",
+            "nodefs.available<1%",
+            // Parallel clusters share 127.0.0.1: each kubelet server gets its own free port.
+            "--kubelet-port",
+            "0",
         ];
         cluster.args = args.iter().map(|a| a.to_string()).collect();
+        if proxy {
+            let proxy_args = cluster.proxy_args(index);
+            cluster.args.extend(proxy_args);
+        } else {
+            cluster.args.push("--disable-kube-proxy".to_string());
+        }
+        let extra = extra_args(&cluster);
+        cluster.args.extend(extra);
+        let args: Vec<&str> = cluster.args.iter().map(String::as_str).collect();
         cluster.server = Some(TestServer::start_with_agent(data_dir, &args));
         let ok = wait_until(POD_TIMEOUT, || {
             cluster.berth(&["get", "node", &node, "-o", "json"]).is_ok_and(|n| n["spec"]["podCIDR"].is_string())
@@ -132,11 +181,66 @@ impl Cluster {
         cluster
     }
 
+    /// Picks the per-run service CIDR and table, enables forwarding on the bridge, and returns
+    /// the server flags for them.
+    fn proxy_args(&mut self, index: u32) -> Vec<String> {
+        // Service CIDRs come from 10.150-199, away from the pod networks (10.200-254).
+        let base = 150 + (std::process::id() % 10) * 5 + index;
+        let octet = (0..50).map(|k| 150 + (base - 150 + k * 7) % 50).find(|&o| !octet_in_use(o)).expect("a free CIDR");
+        let setup = ProxySetup {
+            service_cidr: format!("10.{octet}.0.0/24"),
+            table: format!("berth-e{:x}{index:x}", std::process::id()),
+        };
+        let key = format!("net.ipv4.conf.{}.forwarding=1", self.bridge);
+        let out = Command::new("sysctl").args(["-q", "-w", &key]).output().expect("sysctl");
+        assert!(out.status.success(), "sysctl {key}: {}", String::from_utf8_lossy(&out.stderr));
+        let args = [
+            "--service-cidr",
+            &setup.service_cidr,
+            "--proxy-table",
+            &setup.table,
+            "--proxy-cleanup-on-exit",
+            "--proxy-route-localnet",
+            &self.bridge,
+            "--nodeport-addresses",
+            &self.gateway(),
+        ]
+        .map(String::from)
+        .to_vec();
+        self.proxy = Some(setup);
+        args
+    }
+
+    /// The agent's node name (`--node-name`); it also names the agent's cgroup subtree.
+    pub fn node_name(&self) -> String {
+        self.args.iter().skip_while(|a| *a != "--node-name").nth(1).cloned().unwrap_or_default()
+    }
+
+    /// The bridge's address, the pods' gateway: an address of this node.
+    pub fn gateway(&self) -> String {
+        format!("10.{}.0.1", self.octet)
+    }
+
     /// Stops the server and starts it again on the same data dir (containers keep running).
     pub fn restart(&mut self) {
         let server = self.server.take().expect("server running");
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         self.server = Some(server.restart_with_agent(&args));
+    }
+
+    /// Imports the test busybox image under another reference (e.g. a second tag) into the
+    /// running node's image store.
+    pub fn import_image(&self, reference: &str) {
+        let archive = self.data.join(format!("import-{}.tar", reference.replace(['/', ':'], "_")));
+        TestImage::busybox().oci_archive(reference, &archive);
+        let out = Command::new(super::berth_bin())
+            .args(["image", "import"])
+            .arg(&archive)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .output()
+            .expect("berth image import");
+        assert!(out.status.success(), "berth image import {reference}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     pub fn server(&self) -> &TestServer {
@@ -209,6 +313,19 @@ impl Drop for Cluster {
             }
         }
         let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
+        // The agent's cgroups (of pods whose teardown did not run; their processes are gone).
+        let node = self.node_name();
+        if !node.is_empty() {
+            let _ = berth_agent::kubelet::cgroup::remove(&berth_agent::kubelet::cgroup::kubelet_cgroup(&node));
+        }
+        if let Some(proxy) = &self.proxy {
+            // Normally gone already (--proxy-cleanup-on-exit); absent things fail quietly here.
+            let _ = Command::new("nft").args(["delete", "table", "inet", &proxy.table]).output();
+            let cidr = proxy.service_cidr.as_str();
+            let _ = Command::new("ip").args(["rule", "del", "to", cidr, "iif", "lo", "lookup", "main"]).output();
+            let _ = Command::new("ip").args(["rule", "del", "to", cidr, "lookup", PROXY_ROUTE_TABLE]).output();
+            let _ = Command::new("ip").args(["route", "del", "blackhole", cidr, "table", PROXY_ROUTE_TABLE]).output();
+        }
         // The server (and its TempDir) goes last: the data dir is removed once nothing is mounted.
         drop(self.server.take());
         let _ = std::fs::remove_dir_all(&self.data);

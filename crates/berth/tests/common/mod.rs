@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod cluster;
+pub mod kubectl;
 
 /// How long `berth server` may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);

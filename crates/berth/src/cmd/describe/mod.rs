@@ -3,6 +3,7 @@
 //! Events section (events listed by `involvedObject.*` field selectors). Layout follows kubectl's
 //! describe.go: a prefix writer (two spaces per level) through Go's tab-writer (padding 2).
 
+mod autoscaling;
 mod config;
 mod generic;
 mod network;
@@ -143,6 +144,7 @@ pub fn describe(res: &ResourceInfo, obj: &Value, rel: &Related) -> String {
         ("", "Endpoints") => describe_endpoints(obj, rel),
         ("", "Secret") => describe_secret(obj),
         ("discovery.k8s.io", "EndpointSlice") => describe_endpoint_slice(obj, rel),
+        ("autoscaling", "HorizontalPodAutoscaler") => autoscaling::describe_hpa(obj, rel),
         _ => describe_generic(obj, rel),
     }
 }
@@ -213,7 +215,8 @@ mod tests {
     use crate::threeway::LAST_APPLIED;
     use serde_json::json;
 
-    fn no_events() -> Related {
+    /// Related objects with no events or objects of any kind (for the describers' tests).
+    pub(super) fn no_events() -> Related {
         Related {
             events: Some(vec![]),
             replica_sets: vec![],

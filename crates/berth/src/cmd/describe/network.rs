@@ -62,9 +62,16 @@ pub fn describe_service(svc: &Value, rel: &Related) -> String {
     if !s(svc, "/spec/loadBalancerIP").is_empty() {
         w.w(0, &format!("IP:\t{}\n", s(svc, "/spec/loadBalancerIP")));
     }
+    // kubectl's buildIngressString: the IP (else hostname), then ` (ipMode)` when set.
     let ingress: Vec<String> = arr(svc, "/status/loadBalancer/ingress")
         .iter()
-        .map(|i| if s(i, "/ip").is_empty() { s(i, "/hostname").to_string() } else { s(i, "/ip").to_string() })
+        .map(|i| {
+            let addr = if s(i, "/ip").is_empty() { s(i, "/hostname") } else { s(i, "/ip") };
+            match s(i, "/ipMode") {
+                "" => addr.to_string(),
+                mode => format!("{addr} ({mode})"),
+            }
+        })
         .collect();
     if !ingress.is_empty() {
         w.w(0, &format!("LoadBalancer Ingress:\t{}\n", ingress.join(", ")));
