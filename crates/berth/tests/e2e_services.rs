@@ -1,6 +1,7 @@
 //! End-to-end tests of Services through the service proxy: `berth server` with its agent and
-//! proxy, busybox httpd pods behind a ClusterIP/NodePort Service, traffic from the host and from
-//! a pod, and a Service without endpoints that refuses connections at once.
+//! proxy, busybox httpd pods behind a ClusterIP/NodePort Service and a LoadBalancer, traffic from
+//! the host and from a pod, a Service without endpoints that refuses connections at once, an
+//! unready pod dropped within 2 s, and a rolling update under load that fails no request.
 //!
 //! They need root, runc, CNI and nft, so they are `#[ignore]`d; run them with
 //! `cargo nextest run -p berth --run-ignored all --test e2e_services`.
@@ -164,6 +165,27 @@ fn services_balance_over_pods_from_host_and_pod_and_reject_without_endpoints() {
     let err = http_get(empty).expect_err("no endpoints");
     assert!(err.contains("refused"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(1), "rejected at once, took {:?}", started.elapsed());
+
+    // LoadBalancer: the service load balancer gives it the node's address (EXTERNAL-IP), and the
+    // proxy answers there on the Service's port.
+    c.apply(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: myapp-lb}\nspec:\n  type: LoadBalancer\n  \
+         selector: {app: myapp}\n  ports:\n  - {port: 8090, targetPort: 80}\n",
+    );
+    let mut ingress = String::new();
+    let assigned = wait_until(POD_TIMEOUT, || {
+        let svc = c.berth(&["get", "svc", "myapp-lb", "-o", "json"]).unwrap_or_default();
+        ingress = svc["status"]["loadBalancer"]["ingress"][0]["ip"].as_str().unwrap_or_default().to_string();
+        !ingress.is_empty()
+    });
+    assert!(assigned, "no load balancer ingress; log:\n{}", c.log());
+    let lb: SocketAddr = format!("{ingress}:8090").parse().expect("addr");
+    let mut seen = BTreeMap::new();
+    let reached = wait_until(POD_TIMEOUT, || {
+        seen = answers(lb, 10);
+        seen.keys().all(|k| k.starts_with("myapp-"))
+    });
+    assert!(reached, "LoadBalancer at {lb}: {seen:?}");
 
     // From a pod: the ClusterIP works through the bridge.
     c.apply(&client(&myapp_ip));
