@@ -8,6 +8,7 @@
 
 pub mod field_error;
 pub mod openapi;
+pub mod qos;
 pub mod quantity;
 pub mod registry;
 pub mod selector;

@@ -53,33 +53,10 @@ pub fn resources(container: &Container) -> Resources {
     }
 }
 
-/// Upstream `GetPodQOS` over all containers (init ones included): BestEffort without any CPU
-/// or memory request or limit; Guaranteed when every container has CPU and memory limits equal
-/// to its requests; Burstable otherwise.
+/// The pod's QoS class (upstream `GetPodQOS`, init containers included), for a pod the apiserver
+/// has not given one.
 pub fn qos_class(spec: &PodSpec) -> &'static str {
-    let all = spec.init_containers.iter().flatten().chain(spec.containers.iter());
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in all {
-        let r = c.resources.as_ref();
-        for name in ["cpu", "memory"] {
-            let request = quantity(r, false, name).filter(|q| !q.is_zero());
-            let limit = quantity(r, true, name).filter(|q| !q.is_zero());
-            any |= request.is_some() || limit.is_some();
-            match (&request, &limit) {
-                (_, None) => guaranteed = false,
-                (Some(req), Some(lim)) if req != lim => guaranteed = false,
-                _ => {}
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
+    berth_api::qos::pod_qos(&serde_json::to_value(spec).unwrap_or_default())
 }
 
 /// The cgroup hierarchies mounted on this host: (mount point, is cgroup v2).

@@ -321,19 +321,5 @@ pub fn describe_pod(pod: &Value, rel: &Related) -> String {
 
 /// The QoS class when the server has not recorded one.
 pub(super) fn qos_class(pod: &Value) -> String {
-    let containers = arr(pod, "/spec/containers");
-    let has = |c: &Value, f: &str| {
-        c.pointer(&format!("/resources/{f}")).and_then(Value::as_object).is_some_and(|m| !m.is_empty())
-    };
-    if containers.iter().all(|c| !has(c, "requests") && !has(c, "limits")) {
-        return "BestEffort".to_string();
-    }
-    let guaranteed = containers.iter().all(|c| {
-        let l = c.pointer("/resources/limits");
-        ["cpu", "memory"].iter().all(|r| l.and_then(|l| l.get(*r)).is_some())
-            && c.pointer("/resources/requests")
-                .and_then(Value::as_object)
-                .is_none_or(|req| req.iter().all(|(k, v)| l.and_then(|l| l.get(k)) == Some(v)))
-    });
-    if guaranteed { "Guaranteed" } else { "Burstable" }.to_string()
+    berth_api::qos::pod_qos(&pod["spec"]).to_string()
 }
