@@ -166,7 +166,13 @@ fn berth_autoscale_get_describe_and_top() {
         words("NAME REFERENCE TARGETS MINPODS MAXPODS REPLICAS AGE")
     );
 
-    let out = ok(&server, &["describe", "hpa", "web-hpa"]);
+    // The limit shows in the conditions from the sync after the one that reached max.
+    let mut out = String::new();
+    wait_until(REACT, || {
+        kube.play_kubelet();
+        out = ok(&server, &["describe", "hpa", "web-hpa"]);
+        out.contains("TooManyReplicas")
+    });
     for want in [
         "Reference:",
         "Deployment/web",
