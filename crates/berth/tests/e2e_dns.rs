@@ -1,6 +1,8 @@
 //! End-to-end tests of cluster DNS: `berth server` with its agent runs the node's DNS server on
 //! the cluster bridge's address, busybox pods resolve Services by their short names through
-//! their resolv.conf (directly, and through the kube-dns ClusterIP and the service proxy).
+//! their resolv.conf, directly and through the kube-dns ClusterIP and the service proxy. There a
+//! pod's `wget` reaches all three backends by the Service's short name, its full name and an
+//! ExternalName pointing at it; nslookup shows the CNAME, and the headless Service's pod IPs.
 //!
 //! They need root, runc, CNI (and nft for the proxy), so they are `#[ignore]`d; run them with
 //! `cargo nextest run -p berth --run-ignored all --test e2e_dns`.
@@ -12,9 +14,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::cluster::{Cluster, POD_TIMEOUT, prerequisites};
+use common::cluster::{Cluster, POD_TIMEOUT, is_ready, prerequisites, web_pods};
 use common::wait_until;
 
 /// A web pod and `myapp-service` (8081 → 80) in front of it.
@@ -38,17 +38,9 @@ spec:
   - {name: http, port: 8081, targetPort: 80}
 "#;
 
-/// A pod that resolves `myapp-service` (and fetches it when `fetch`) until it works, logging
-/// every attempt, then idles. `dns` is extra pod spec (dnsPolicy, dnsConfig).
-fn client(dns: &str, fetch: bool) -> String {
-    // Debian's busybox-static wget segfaults in this image (static glibc, no NSS modules), so
-    // the fetch is an HTTP request by nc to the address nslookup resolved for the name.
-    let fetch = if fetch {
-        "ip=$(sed -n '/^Name:/,$p' /tmp/out | sed -n 's/^Address: *//p' | head -n 1); echo \"fetch: $ip\"; \
-         printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 $ip 8081 | tail -n 1 | sed 's/^/body: /'"
-    } else {
-        "true"
-    };
+/// A pod that resolves `myapp-service` until it works, logging every attempt, then idles. `dns`
+/// is extra pod spec (dnsPolicy, dnsConfig).
+fn lookup_client(dns: &str) -> String {
     format!(
         r#"
 apiVersion: v1
@@ -71,7 +63,6 @@ spec:
         nslookup myapp-service > /tmp/out 2>&1
         if grep -q '^Name:' /tmp/out; then
           sed 's/^/nslookup: /' /tmp/out
-          {fetch}
           echo done
           exec sleep 3600
         fi
@@ -83,20 +74,6 @@ spec:
       exec sleep 3600
 "#
     )
-}
-
-/// The client's log once it printed `done`.
-fn client_log(c: &Cluster) -> String {
-    c.wait_pod("client", "started", |p| p["status"]["phase"] == "Running");
-    let uid = c.pod("client").and_then(|p| p["metadata"]["uid"].as_str().map(String::from)).unwrap_or_default();
-    let log = c.data.join("agent/pods").join(uid).join("logs/main/0.log");
-    let mut text = String::new();
-    let done = wait_until(Duration::from_secs(60), || {
-        text = std::fs::read_to_string(&log).unwrap_or_default();
-        text.contains("done")
-    });
-    assert!(done, "client never finished; log: {text}\nserver log:\n{}", c.log());
-    text
 }
 
 fn service_ip(c: &Cluster) -> String {
@@ -129,8 +106,8 @@ fn a_pod_resolves_a_service_by_its_short_name_from_the_node_dns_server() {
         "  dnsPolicy: None\n  dnsConfig:\n    nameservers: [{}]\n    searches: [default.svc.cluster.local, svc.cluster.local, cluster.local]\n    options: [{{name: ndots, value: \"5\"}}]",
         c.gateway()
     );
-    c.apply(&client(&dns, false));
-    let log = client_log(&c);
+    c.apply(&lookup_client(&dns));
+    let log = c.wait_log("client", "main", "done");
     assert!(log.contains(&format!("resolv: nameserver {}", c.gateway())), "{log}");
     assert!(log.contains("resolv: search default.svc.cluster.local svc.cluster.local cluster.local"), "{log}");
     assert!(log.contains("nslookup: ") && log.contains(&ip), "no answer {ip} in: {log}\nserver log:\n{}", c.log());
@@ -143,10 +120,76 @@ fn a_pod_resolves_a_service_by_its_short_name_from_the_node_dns_server() {
     assert_eq!(slices["items"][0]["ports"][0]["port"], 53, "{slices:#}");
 }
 
+/// myapp-service in front of the `myapp` pods, a headless Service over the same pods, and an
+/// ExternalName Service naming myapp-service's full name.
+const SERVICES: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: myapp-service}
+spec:
+  selector: {app: myapp}
+  ports:
+  - {name: http, port: 8081, targetPort: 80}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: myapp-headless}
+spec:
+  clusterIP: None
+  selector: {app: myapp}
+  ports:
+  - {name: http, port: 80}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: myapp-external}
+spec:
+  type: ExternalName
+  externalName: myapp-service.default.svc.cluster.local
+"#;
+
+/// A ClusterFirst pod that fetches the Services by name with `wget` once the short name answers:
+/// 60 times by the short name, once by the full name and once through the ExternalName, then
+/// looks up the ExternalName (CNAME) and the headless Service (pod IPs), and idles. (No `wget -T`:
+/// Debian's busybox 1.35 wget crashes when a timeout meets a name lookup.)
+const WGET_CLIENT: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command:
+    - sh
+    - -c
+    - |
+      cat /etc/resolv.conf | sed 's/^/resolv: /'
+      i=0
+      until wget -q -O /dev/null http://myapp-service:8081 || [ $i -ge 60 ]; do i=$((i+1)); sleep 0.5; done
+      i=0
+      while [ $i -lt 60 ]; do
+        echo "answer: $(wget -qO- http://myapp-service:8081 2>&1)"
+        i=$((i+1))
+      done
+      echo "fqdn: $(wget -qO- http://myapp-service.default.svc.cluster.local:8081 2>&1)"
+      echo "external: $(wget -qO- http://myapp-external:8081 2>&1)"
+      nslookup myapp-external.default.svc.cluster.local. 2>&1 | sed 's/^/cname: /'
+      nslookup myapp-headless.default.svc.cluster.local. 2>&1 | sed 's/^/headless: /'
+      echo done
+      exec sleep 3600
+"#;
+
+/// The values after `prefix` on the log lines that carry it.
+fn logged<'a>(log: &'a str, prefix: &str) -> Vec<&'a str> {
+    log.lines().filter_map(|l| l.split_once(prefix)).map(|(_, v)| v.trim()).collect()
+}
+
 #[test]
 #[ignore = "needs root: runc, netns, CNI, nftables"]
-fn a_cluster_first_pod_resolves_and_reaches_a_service_through_kube_dns() {
-    if !prerequisites("a_cluster_first_pod_resolves_and_reaches_a_service_through_kube_dns") {
+fn a_pod_reaches_services_by_name_through_kube_dns_and_the_proxy() {
+    if !prerequisites("a_pod_reaches_services_by_name_through_kube_dns_and_the_proxy") {
         return;
     }
     let c = Cluster::start_with_proxy(1, &|c| {
@@ -157,22 +200,36 @@ fn a_cluster_first_pod_resolves_and_reaches_a_service_through_kube_dns() {
     });
     let proxy = c.proxy.as_ref().expect("proxy setup");
     let dns_ip = format!("{}10", proxy.service_cidr.trim_end_matches("0/24"));
-    c.apply(BACKEND);
-    let ip = service_ip(&c);
-    c.wait_pod("myapp", "became ready", |p| {
-        p["status"]["conditions"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-    });
+    c.apply(&web_pods("myapp", 3));
+    c.apply(SERVICES);
+    let pod_ips: Vec<String> = (0..3)
+        .map(|i| {
+            let pod = c.wait_pod(&format!("myapp-{i}"), "became ready", is_ready);
+            pod["status"]["podIP"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
     let ready =
         wait_until(POD_TIMEOUT, || kube_dns_slices(&c).is_ok_and(|l| l["items"][0]["ports"][0]["port"] == 5353));
     assert!(ready, "no kube-dns EndpointSlice; log:\n{}", c.log());
 
-    c.apply(&client("", true));
-    let log = client_log(&c);
+    c.apply(WGET_CLIENT);
+    let log = c.wait_log("client", "main", "done");
     assert!(log.contains(&format!("resolv: nameserver {dns_ip}")), "{log}");
     assert!(log.contains("resolv: search default.svc.cluster.local svc.cluster.local cluster.local"), "{log}");
     assert!(log.contains("resolv: options ndots:5"), "{log}");
-    assert!(log.contains("nslookup: ") && log.contains(&ip), "no answer {ip} in: {log}\nserver log:\n{}", c.log());
-    assert!(log.contains("body: hello from myapp"), "no HTTP answer from the resolved address: {log}");
+
+    // `wget -qO- http://myapp-service:8081`, 60 times: every answer from a backend, all three seen.
+    let answers = logged(&log, "answer: ");
+    let backends: std::collections::BTreeSet<&str> = answers.iter().copied().collect();
+    assert_eq!(answers.len(), 60, "{log}");
+    assert_eq!(backends, ["myapp-0", "myapp-1", "myapp-2"].into(), "answers by the short name: {log}");
+    for how in ["fqdn: ", "external: "] {
+        let answer = logged(&log, how);
+        assert!(answer.len() == 1 && answer[0].starts_with("myapp-"), "{how}{answer:?}\n{log}");
+    }
+    // ExternalName: a CNAME to myapp-service; headless: the three pod IPs.
+    let cname = logged(&log, "cname: ").join("\n");
+    assert!(cname.contains("canonical name = myapp-service.default.svc.cluster.local"), "{cname}");
+    let headless = logged(&log, "headless: ").join("\n");
+    assert!(pod_ips.iter().all(|ip| !ip.is_empty() && headless.contains(ip.as_str())), "{pod_ips:?} in {headless}");
 }

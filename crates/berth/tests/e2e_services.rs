@@ -1,7 +1,8 @@
 //! End-to-end tests of Services through the service proxy: `berth server` with its agent and
 //! proxy, busybox httpd pods behind a ClusterIP/NodePort Service and a LoadBalancer, traffic from
-//! the host and from a pod, a Service without endpoints that refuses connections at once, an
-//! unready pod dropped within 2 s, and a rolling update under load that fails no request.
+//! the host, a Service without endpoints that refuses connections at once, an unready pod dropped
+//! within 2 s, a deleted pod leaving the endpoints while it still serves, and a rolling update
+//! under load that fails no request. (Traffic from pods, by Service name: e2e_dns.rs.)
 //!
 //! They need root, runc, CNI and nft, so they are `#[ignore]`d; run them with
 //! `cargo nextest run -p berth --run-ignored all --test e2e_services`.
@@ -16,34 +17,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, POD_TIMEOUT, http_get, prerequisites};
+use common::cluster::{Cluster, POD_TIMEOUT, http_get, is_ready, prerequisites, web_pods};
 use common::wait_until;
-
-/// Three httpd pods, each answering with its own name.
-fn backends() -> String {
-    (0..3)
-        .map(|i| {
-            format!(
-                r#"
-apiVersion: v1
-kind: Pod
-metadata: {{name: myapp-{i}, labels: {{app: myapp}}}}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: httpd
-    image: busybox
-    command: ["sh", "-c", "mkdir -p /www && echo $(POD_NAME) > /www/index.html && exec httpd -f -p 80 -h /www"]
-    env:
-    - name: POD_NAME
-      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
----"#
-            )
-        })
-        .collect()
-}
+use serde_json::Value;
 
 /// myapp-service (8081 → 80, NodePort 32002) at `myapp_ip`, and a Service selecting no pod.
 fn services(myapp_ip: &str, empty_ip: &str) -> String {
@@ -71,39 +51,6 @@ spec:
     )
 }
 
-/// A pod that fetches the ClusterIP in a loop and logs each answer, then idles.
-fn client(myapp_ip: &str) -> String {
-    format!(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata: {{name: client}}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: busybox
-    command:
-    - sh
-    - -c
-    - |
-      ip route
-      i=0
-      while [ $i -lt 40 ]; do
-        printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 2 {myapp_ip} 8081 | tail -n 1 | sed 's/^/answer: /'
-        i=$((i+1))
-        sleep 0.2
-      done
-      echo done
-      exec sleep 3600
-"#
-    )
-}
-
-fn pod_uid(c: &Cluster, name: &str) -> String {
-    c.pod(name).and_then(|p| p["metadata"]["uid"].as_str().map(String::from)).unwrap_or_default()
-}
-
 /// Counts of the answers (pod names) to `n` requests.
 fn answers(addr: SocketAddr, n: usize) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();
@@ -117,8 +64,8 @@ fn answers(addr: SocketAddr, n: usize) -> BTreeMap<String, usize> {
 
 #[test]
 #[ignore = "needs root: runc, netns, CNI, nftables"]
-fn services_balance_over_pods_from_host_and_pod_and_reject_without_endpoints() {
-    if !prerequisites("services_balance_over_pods_from_host_and_pod_and_reject_without_endpoints") {
+fn services_balance_over_pods_from_the_host_and_reject_without_endpoints() {
+    if !prerequisites("services_balance_over_pods_from_the_host_and_reject_without_endpoints") {
         return;
     }
     let c = Cluster::start_with_proxy(0, &|_| Vec::new());
@@ -126,14 +73,10 @@ fn services_balance_over_pods_from_host_and_pod_and_reject_without_endpoints() {
     let prefix = proxy.service_cidr.trim_end_matches("0/24").to_string();
     let (myapp_ip, empty_ip) = (format!("{prefix}100"), format!("{prefix}101"));
 
-    c.apply(&backends());
+    c.apply(&web_pods("myapp", 3));
     c.apply(&services(&myapp_ip, &empty_ip));
     for i in 0..3 {
-        c.wait_pod(&format!("myapp-{i}"), "became ready", |p| {
-            p["status"]["conditions"]
-                .as_array()
-                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-        });
+        c.wait_pod(&format!("myapp-{i}"), "became ready", is_ready);
     }
     // The EndpointSlice controller lists the three pods; the proxy programs them.
     let ready = wait_until(POD_TIMEOUT, || {
@@ -186,20 +129,6 @@ fn services_balance_over_pods_from_host_and_pod_and_reject_without_endpoints() {
         seen.keys().all(|k| k.starts_with("myapp-"))
     });
     assert!(reached, "LoadBalancer at {lb}: {seen:?}");
-
-    // From a pod: the ClusterIP works through the bridge.
-    c.apply(&client(&myapp_ip));
-    c.wait_pod("client", "started", |p| p["status"]["phase"] == "Running");
-    let log = c.data.join("agent/pods").join(pod_uid(&c, "client")).join("logs/main/0.log");
-    let mut text = String::new();
-    let done = wait_until(Duration::from_secs(60), || {
-        text = std::fs::read_to_string(&log).unwrap_or_default();
-        text.contains("done")
-    });
-    assert!(done, "client log: {text}");
-    let names: std::collections::BTreeSet<&str> =
-        text.lines().filter_map(|l| l.split_once("answer: ")).map(|(_, n)| n.trim()).collect();
-    assert!(names.len() >= 2 && names.iter().all(|n| n.starts_with("myapp-")), "pod saw {names:?}; log: {text}");
 }
 
 /// A Deployment of httpd pods as users run them behind a Service: a readiness probe (a file the
@@ -246,11 +175,7 @@ fn ready_pods(c: &Cluster, app: &str) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .filter(|p| {
-            p["status"]["conditions"]
-                .as_array()
-                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-        })
+        .filter(|p| is_ready(p))
         .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
         .collect()
 }
@@ -258,24 +183,54 @@ fn ready_pods(c: &Cluster, app: &str) -> Vec<String> {
 /// One request's outcome: when it was sent and who answered (or the error).
 type Sample = (Instant, Result<String, String>);
 
-/// Sends a request to `addr` every 40 ms (25/s) until `stop` is set.
-fn load(addr: SocketAddr, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<Vec<Sample>> {
-    std::thread::spawn(move || {
-        let mut samples = Vec::new();
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let at = Instant::now();
-            let answer = http_get(addr).map(|body| body.lines().last().unwrap_or_default().trim().to_string());
-            samples.push((at, answer));
-            std::thread::sleep(Duration::from_millis(40).saturating_sub(at.elapsed()));
-        }
-        samples
-    })
+/// Requests to `addr` every 40 ms (25/s) on a thread, until [`Load::finish`].
+struct Load {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Sample>>,
+}
+
+impl Load {
+    fn start(addr: SocketAddr) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !stopped.load(Ordering::Relaxed) {
+                let at = Instant::now();
+                let answer = http_get(addr).map(|body| body.lines().last().unwrap_or_default().trim().to_string());
+                samples.push((at, answer));
+                std::thread::sleep(Duration::from_millis(40).saturating_sub(at.elapsed()));
+            }
+            samples
+        });
+        Load { stop, thread }
+    }
+
+    fn finish(self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("load thread")
+    }
+}
+
+/// The endpoint with address `ip` in a list of EndpointSlices.
+fn endpoint<'a>(slices: &'a Value, ip: &str) -> Option<&'a Value> {
+    slices["items"]
+        .as_array()?
+        .iter()
+        .flat_map(|s| s["endpoints"].as_array().into_iter().flatten())
+        .find(|e| e["addresses"][0] == ip)
+}
+
+/// The requests sent after `since` that `pod` answered.
+fn answered_by<'a>(samples: &'a [Sample], pod: &str, since: Instant) -> Vec<&'a Sample> {
+    samples.iter().filter(|(at, answer)| *at > since && answer.as_deref() == Ok(pod)).collect()
 }
 
 #[test]
 #[ignore = "needs root: runc, netns, CNI, nftables"]
-fn an_unready_pod_stops_getting_traffic_and_a_rolling_update_under_load_fails_no_request() {
-    if !prerequisites("an_unready_pod_stops_getting_traffic_and_a_rolling_update_under_load_fails_no_request") {
+fn unready_and_deleted_pods_stop_getting_traffic_and_a_rolling_update_under_load_fails_no_request() {
+    if !prerequisites("unready_and_deleted_pods_stop_getting_traffic_and_a_rolling_update_under_load_fails_no_request")
+    {
         return;
     }
     let c = Cluster::start_with_proxy(1, &|_| Vec::new());
@@ -299,24 +254,46 @@ fn an_unready_pod_stops_getting_traffic_and_a_rolling_update_under_load_fails_no
     let out = c.server().berth().args(["exec", &victim, "--", "rm", "/tmp/ready"]).output().expect("berth exec");
     assert!(out.status.success(), "exec: {}", String::from_utf8_lossy(&out.stderr));
     let unready_at = Instant::now();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = load(addr, stop.clone());
+    let load = Load::start(addr);
     std::thread::sleep(Duration::from_secs(4));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let samples = sampler.join().expect("load thread");
-    let late: Vec<&Sample> = samples
-        .iter()
-        .filter(|(at, answer)| *at > unready_at + Duration::from_secs(2) && answer.as_deref() == Ok(victim.as_str()))
-        .collect();
+    let samples = load.finish();
+    let late = answered_by(&samples, &victim, unready_at + Duration::from_secs(2));
     assert!(late.is_empty(), "{victim} still answered {} request(s) 2 s after turning unready", late.len());
     assert!(samples.iter().all(|(_, a)| a.is_ok()), "the other pods answered every request: {samples:?}");
     let out = c.server().berth().args(["exec", &victim, "--", "sh", "-c", "echo > /tmp/ready"]).output().expect("exec");
     assert!(out.status.success(), "exec: {}", String::from_utf8_lossy(&out.stderr));
     assert!(wait_until(POD_TIMEOUT, || ready_pods(&c, "roll").len() == 3), "the pod became ready again");
 
+    // A deleted pod leaves the endpoints (terminating, not ready) while its container still
+    // serves through its preStop sleep; from then on it gets no new connection.
+    let victim = ready_pods(&c, "roll").remove(0);
+    let victim_ip = c.pod(&victim).and_then(|p| p["status"]["podIP"].as_str().map(String::from)).unwrap_or_default();
+    let load = Load::start(addr);
+    let out = c.server().berth().args(["delete", "pod", &victim, "--wait=false"]).output().expect("berth delete");
+    assert!(out.status.success(), "delete: {}", String::from_utf8_lossy(&out.stderr));
+    let mut slices = Value::Null;
+    let terminating = wait_until(Duration::from_secs(5), || {
+        slices = c
+            .berth(&["get", "endpointslices", "-l", "kubernetes.io/service-name=roll", "-o", "json"])
+            .unwrap_or_default();
+        endpoint(&slices, &victim_ip)
+            .is_some_and(|e| e["conditions"]["terminating"] == true && e["conditions"]["ready"] == false)
+    });
+    let left_at = Instant::now();
+    assert!(terminating, "{victim} ({victim_ip}) never turned terminating in the slice: {slices:#}");
+    let direct: SocketAddr = format!("{victim_ip}:80").parse().expect("pod addr");
+    let still = http_get(direct).map(|body| body.trim_end().ends_with(victim.as_str()));
+    assert_eq!(still, Ok(true), "{victim}'s container stopped before it left the endpoints");
+    let gone = wait_until(POD_TIMEOUT, || c.pod(&victim).is_none());
+    let samples = load.finish();
+    assert!(gone, "{victim} was never deleted; log:\n{}", c.log());
+    let late = answered_by(&samples, &victim, left_at + Duration::from_secs(1));
+    assert!(late.is_empty(), "{victim} answered {} request(s) 1 s after it left the endpoints", late.len());
+    assert!(samples.iter().all(|(_, a)| a.is_ok()), "every request answered: {samples:?}");
+    assert!(wait_until(POD_TIMEOUT * 2, || ready_pods(&c, "roll").len() == 3), "a replacement pod became ready");
+
     // A rolling update to a new image under 25 requests/s: not one fails.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = load(addr, stop.clone());
+    let load = Load::start(addr);
     let started = Instant::now();
     let out =
         c.server().berth().args(["set", "image", "deployment/roll", "httpd=busybox:v2"]).output().expect("set image");
@@ -335,8 +312,7 @@ fn an_unready_pod_stops_getting_traffic_and_a_rolling_update_under_load_fails_no
             items.len() == 3 && items.iter().all(|p| p["spec"]["containers"][0]["image"] == "busybox:v2")
         })
     });
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let samples = sampler.join().expect("load thread");
+    let samples = load.finish();
     assert!(old_gone, "old pods never went");
     let failed: Vec<&Sample> = samples.iter().filter(|(_, a)| a.is_err()).collect();
     let secs = started.elapsed().as_secs_f64();

@@ -281,6 +281,21 @@ impl Cluster {
         last.unwrap_or_default()
     }
 
+    /// Waits until the log of the pod's container `container` (first run) contains `marker`;
+    /// returns the whole log.
+    pub fn wait_log(&self, pod: &str, container: &str, marker: &str) -> String {
+        let pod_value = self.wait_pod(pod, "started", |p| p["status"]["phase"] == "Running");
+        let uid = pod_value["metadata"]["uid"].as_str().unwrap_or_default();
+        let log = self.data.join("agent/pods").join(uid).join("logs").join(container).join("0.log");
+        let mut text = String::new();
+        let found = wait_until(Duration::from_secs(60), || {
+            text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.contains(marker)
+        });
+        assert!(found, "{pod}/{container} never logged {marker:?}; log: {text}\nserver log:\n{}", self.log());
+        text
+    }
+
     pub fn runc_list(&self) -> String {
         let out = Command::new("runc")
             .arg("--root")
@@ -330,6 +345,37 @@ impl Drop for Cluster {
         drop(self.server.take());
         let _ = std::fs::remove_dir_all(&self.data);
     }
+}
+
+/// `n` busybox httpd pods `APP-0`.. labelled `app: APP`, each page saying the pod's own name.
+pub fn web_pods(app: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {app}-{i}, labels: {{app: {app}}}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: httpd
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo $(POD_NAME) > /www/index.html && exec httpd -f -p 80 -h /www"]
+    env:
+    - name: POD_NAME
+      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+---"#
+            )
+        })
+        .collect()
+}
+
+/// Whether the pod's Ready condition is True.
+pub fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 pub fn container_status(pod: &Value) -> &Value {
