@@ -539,3 +539,59 @@ async fn allocations_survive_a_restart_without_double_use() {
     cancel.cancel();
     server.wait().await;
 }
+
+#[tokio::test]
+async fn node_ports_survive_a_restart_and_are_released_after_it() {
+    berth_apiserver::testing::TestApiServer::start().await; // installs the crypto provider
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = |dir: std::path::PathBuf| async move {
+        let mut cfg = berth_apiserver::Config::new(dir);
+        cfg.https_port = 0;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let server = berth_apiserver::Server::start(cfg, cancel.clone()).await.expect("server");
+        let kc = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config");
+        (server, cancel, Client::try_from(config).expect("client"))
+    };
+    let node_port = |s: &Service| s.spec.as_ref().and_then(|s| s.ports.as_ref()?[0].node_port).unwrap_or(0);
+    let (server, cancel, c) = start(dir.path().to_path_buf()).await;
+    let fixed = try_service(&c, "fixed", json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 32002}]}))
+        .await
+        .expect("fixed");
+    assert_eq!(node_port(&fixed), 32002);
+    let auto = try_service(&c, "auto", json!({"type": "LoadBalancer", "ports": [{"port": 80}]})).await.expect("auto");
+    let (auto_port, auto_ip) = (node_port(&auto), cluster_ip(&auto));
+    cancel.cancel();
+    server.wait().await;
+
+    let (server, cancel, c) = start(dir.path().to_path_buf()).await;
+    // Both node ports and the address are still taken after the restart.
+    for (name, port) in [("again", 32002), ("again-auto", auto_port)] {
+        let (field, msg) =
+            try_service(&c, name, json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": port}]}))
+                .await
+                .expect_err("taken across the restart");
+        assert_eq!(field, "spec.ports[0].nodePort");
+        assert!(msg.contains("provided port is already allocated"), "{msg}");
+    }
+    let (_, msg) =
+        try_service(&c, "same-ip", json!({"clusterIP": auto_ip, "ports": [{"port": 80}]})).await.expect_err("ip");
+    assert!(msg.contains("provided IP is already allocated"), "{msg}");
+    // Deleting after the restart frees them.
+    let svcs: Api<Service> = Api::namespaced(c.clone(), "default");
+    svcs.delete("fixed", &DeleteParams::default()).await.expect("delete");
+    svcs.delete("auto", &DeleteParams::default()).await.expect("delete");
+    let reused = try_service(
+        &c,
+        "reused",
+        json!({"type": "NodePort", "clusterIP": auto_ip, "ports": [{"name": "a", "port": 80, "nodePort": 32002}, {"name": "b", "port": 81, "nodePort": auto_port}]}),
+    )
+    .await;
+    let reused = match reused {
+        Ok(s) => s,
+        Err(e) => panic!("released values are free again: {e:?}"),
+    };
+    assert_eq!(node_port(&reused), 32002);
+    cancel.cancel();
+    server.wait().await;
+}

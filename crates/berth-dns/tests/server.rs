@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -269,4 +269,33 @@ async fn kube_dns_service_and_node_endpoint_slice_point_at_the_server() {
         assert!(Instant::now() < deadline, "the kube-dns EndpointSlice outlived its server");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn headless_answers_follow_endpoint_readiness_within_a_second() {
+    let fx = Fixture::start().await;
+    fx.create_service("default", cluster_ip("web", "None")).await;
+    fx.create_slice("default", &slice("web-abc", "web", &["10.42.0.5", "10.42.0.6"])).await;
+    let name = "web.default.svc.cluster.local.";
+    fx.wait_for(name, RecordType::A, WAIT, |m| addresses(m) == ["10.42.0.5", "10.42.0.6"]).await;
+    let slices: Api<EndpointSlice> = Api::namespaced(fx.api.client.clone(), "default");
+
+    // One endpoint turns unready: it leaves the answer within a second.
+    let patch = serde_json::json!({"endpoints": [
+        {"addresses": ["10.42.0.5"], "conditions": {"ready": true}},
+        {"addresses": ["10.42.0.6"], "conditions": {"ready": false}},
+    ]});
+    slices.patch("web-abc", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
+    fx.wait_for(name, RecordType::A, Duration::from_secs(1), |m| addresses(m) == ["10.42.0.5"]).await;
+
+    // A second slice of the Service adds its endpoints within a second.
+    fx.create_slice("default", &slice("web-def", "web", &["10.42.1.7"])).await;
+    fx.wait_for(name, RecordType::A, Duration::from_secs(1), |m| addresses(m) == ["10.42.0.5", "10.42.1.7"]).await;
+
+    // No ready endpoint left: NXDOMAIN (as CoreDNS' kubernetes plugin), within a second.
+    slices.delete("web-def", &Default::default()).await.expect("delete");
+    let patch = serde_json::json!({"endpoints": [{"addresses": ["10.42.0.5"], "conditions": {"ready": false}}]});
+    slices.patch("web-abc", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
+    fx.wait_for(name, RecordType::A, Duration::from_secs(1), |m| m.metadata.response_code == ResponseCode::NXDomain)
+        .await;
 }

@@ -1,6 +1,9 @@
 //! Root tests against real nftables: rendered rulesets pass `nft -c` (check mode, nothing changes
 //! on the host), and the proxy loop programs Services into a per-run network namespace, where
-//! traffic is balanced, refused without endpoints, and everything is removed on exit.
+//! traffic is balanced, refused without endpoints, and everything is removed on exit (and kept
+//! without the cleanup flag or after a crash); a second namespace wired by a veth plays an
+//! external client of externalIPs, LoadBalancer ingress, NodePorts with externalTrafficPolicy
+//! Local and ClientIP affinity, and internalTrafficPolicy Local is checked from the node.
 //!
 //! Every test works in its own namespace `bpx<pid><n>`, deleted on drop with the processes it ran.
 
@@ -289,4 +292,185 @@ async fn in_place_updates_keep_affinity_and_remove_deleted_services() {
     assert!(!listed.contains("default/web"), "{listed}");
     host.delete_table(&table).await.expect("delete");
     assert!(!host.table_exists(&table).await.expect("list"));
+}
+
+/// A second namespace `client` wired to `node` by a veth pair (node 192.0.2.2/24, client
+/// 192.0.2.100/24, the client's default route via the node): traffic from off the node. The
+/// veth goes with the namespaces.
+fn wire_client(node: &Netns, client: &Netns, n: u32) {
+    let (a, b) = (format!("bpv{:x}{n}a", std::process::id()), format!("bpv{:x}{n}b", std::process::id()));
+    node.ip(&["link", "add", &a, "netns", &node.name, "type", "veth", "peer", "name", &b, "netns", &client.name]);
+    node.exec(&["ip", "addr", "add", "192.0.2.2/24", "dev", &a]);
+    node.exec(&["ip", "link", "set", &a, "up"]);
+    client.exec(&["ip", "addr", "add", "192.0.2.100/24", "dev", &b]);
+    client.exec(&["ip", "link", "set", &b, "up"]);
+    client.exec(&["ip", "route", "replace", "default", "via", "192.0.2.2"]);
+}
+
+/// Starts the proxy for `node-a` in `ns` with `table`; returns its task and cancel token.
+fn start_proxy(
+    api: &TestApiServer,
+    ns: &Netns,
+    table: &str,
+    cleanup: bool,
+) -> (tokio::task::JoinHandle<Result<(), berth_proxy::Error>>, tokio_util::sync::CancellationToken) {
+    let mut config = ProxyConfig::new("node-a");
+    config.table = table.to_string();
+    config.cleanup_on_exit = cleanup;
+    config.node_ips = vec!["192.0.2.2".parse().expect("ip")];
+    let cancel = api.cancel.child_token();
+    let task = tokio::spawn(berth_proxy::run_on(api.client.clone(), config, Host::in_netns(&ns.name), cancel.clone()));
+    (task, cancel)
+}
+
+/// The bodies of `n` requests to `url` from `ns` (errors as `error <code>`).
+fn bodies(ns: &Netns, url: &str, n: usize) -> std::collections::BTreeMap<String, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        let body = ns.curl(url).unwrap_or_else(|(code, _)| format!("error {code}"));
+        *seen.entry(body).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: nftables, netns"]
+async fn external_clients_reach_external_ips_load_balancers_and_local_node_ports_with_affinity() {
+    if !prerequisites("external_clients_reach_external_ips_load_balancers_and_local_node_ports_with_affinity") {
+        return;
+    }
+    let mut ns = Netns::new(3);
+    let client = Netns::new(4);
+    wire_client(&ns, &client, 3);
+    ns.serve("10.250.0.1", "one"); // on node-a, this node
+    ns.serve("10.250.0.2", "two"); // on node-b
+    let api = TestApiServer::start().await;
+    let services: Api<Service> = Api::namespaced(api.client.clone(), "default");
+    let slices: Api<EndpointSlice> = Api::namespaced(api.client.clone(), "default");
+    let both = |svc: &str| {
+        SliceBuilder::new("default", svc, &format!("{svc}-1"), 8080)
+            .ready("10.250.0.1", "node-a")
+            .ready("10.250.0.2", "node-b")
+            .build()
+    };
+    let made = [
+        ServiceBuilder::new("default", "ext", "10.43.0.21", 80, 8080).spec("externalIPs", json!(["198.51.100.9"])),
+        ServiceBuilder::new("default", "lb", "10.43.0.22", 80, 8080).load_balancer(30082, &[]),
+        ServiceBuilder::new("default", "etp", "10.43.0.23", 80, 8080)
+            .node_port(30083)
+            .spec("externalTrafficPolicy", json!("Local")),
+        ServiceBuilder::new("default", "aff", "10.43.0.24", 80, 8080)
+            .spec("externalIPs", json!(["198.51.100.11"]))
+            .spec("sessionAffinity", json!("ClientIP"))
+            .spec("sessionAffinityConfig", json!({"clientIP": {"timeoutSeconds": 600}})),
+        ServiceBuilder::new("default", "itp", "10.43.0.25", 80, 8080).spec("internalTrafficPolicy", json!("Local")),
+    ];
+    for (svc, name) in made.into_iter().zip(["ext", "lb", "etp", "aff", "itp"]) {
+        services.create(&PostParams::default(), &svc.build()).await.expect("create service");
+        slices.create(&PostParams::default(), &both(name)).await.expect("create slice");
+    }
+    // internalTrafficPolicy Local with only a remote endpoint.
+    let remote = ServiceBuilder::new("default", "itp-remote", "10.43.0.26", 80, 8080)
+        .spec("internalTrafficPolicy", json!("Local"))
+        .build();
+    services.create(&PostParams::default(), &remote).await.expect("create service");
+    let remote = SliceBuilder::new("default", "itp-remote", "itp-remote-1", 8080).ready("10.250.0.2", "node-b").build();
+    slices.create(&PostParams::default(), &remote).await.expect("create slice");
+    let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}]}}});
+    services.patch_status("lb", &PatchParams::default(), &Patch::Merge(&status)).await.expect("lb status");
+    let table = format!("berth-x{:x}", std::process::id());
+    let (proxy, cancel) = start_proxy(&api, &ns, &table, true);
+
+    tokio::task::block_in_place(|| {
+        // externalIPs and the LoadBalancer's ingress IP (and its NodePort on the node address),
+        // from off the node: both endpoints answer.
+        for url in ["http://198.51.100.9/", "http://198.51.100.10/", "http://192.0.2.2:30082/"] {
+            let mut seen = Default::default();
+            let both = wait_until(Duration::from_secs(15), || {
+                seen = bodies(&client, url, 10);
+                seen.contains_key("one") && seen.contains_key("two")
+            });
+            assert!(both, "{url} from the client: {seen:?}");
+        }
+        // externalTrafficPolicy Local: an external client only ever reaches this node's endpoint.
+        let seen = bodies(&client, "http://192.0.2.2:30083/", 20);
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), [("one".to_string(), 20)], "ETP Local");
+        // sessionAffinity ClientIP: every request of the client goes to the endpoint it got first,
+        // and the proxy remembers the client (with the configured timeout).
+        let seen = bodies(&client, "http://198.51.100.11/", 20);
+        assert_eq!(seen.len(), 1, "one endpoint for one client: {seen:?}");
+        assert!(seen.keys().all(|k| k == "one" || k == "two"), "{seen:?}");
+        let listed = ns.exec(&["nft", "list", "table", "inet", &table]);
+        assert!(listed.contains("192.0.2.100 timeout 10m") || listed.contains("192.0.2.100 expires"), "{listed}");
+        // internalTrafficPolicy Local: traffic from the node itself only reaches local endpoints.
+        let seen = bodies(&ns, "http://10.43.0.25/", 20);
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), [("one".to_string(), 20)], "ITP Local");
+        // ...and without a local endpoint it is dropped (curl times out: 28), not sent off-node.
+        let err = ns.curl("http://10.43.0.26/").expect_err("no local endpoint");
+        assert_eq!(err.0, 28, "ITP Local without local endpoints drops: {err:?}");
+    });
+
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), proxy).await.expect("proxy stops").expect("join").expect("run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: nftables, netns"]
+async fn without_the_cleanup_flag_or_after_a_crash_the_rules_stay_and_traffic_flows() {
+    if !prerequisites("without_the_cleanup_flag_or_after_a_crash_the_rules_stay_and_traffic_flows") {
+        return;
+    }
+    let mut ns = Netns::new(5);
+    ns.serve("10.250.0.1", "one");
+    let api = TestApiServer::start().await;
+    let web = ServiceBuilder::new("default", "web", "10.43.0.10", 80, 8080).node_port(30080).build();
+    Api::<Service>::namespaced(api.client.clone(), "default")
+        .create(&PostParams::default(), &web)
+        .await
+        .expect("create web");
+    let slice = SliceBuilder::new("default", "web", "web-1", 8080).ready("10.250.0.1", "node-a").build();
+    Api::<EndpointSlice>::namespaced(api.client.clone(), "default")
+        .create(&PostParams::default(), &slice)
+        .await
+        .expect("create slice");
+    let table = format!("berth-k{:x}", std::process::id());
+    let host = Host::in_netns(&ns.name);
+    let serving = |ns: &Netns| {
+        ns.curl("http://10.43.0.10/").as_deref() == Ok("one")
+            && ns.curl("http://127.0.0.1:30080/").as_deref() == Ok("one")
+    };
+
+    // A clean stop without --proxy-cleanup-on-exit leaves table and route.
+    let (proxy, cancel) = start_proxy(&api, &ns, &table, false);
+    assert!(tokio::task::block_in_place(|| wait_until(Duration::from_secs(15), || serving(&ns))), "never served");
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), proxy).await.expect("proxy stops").expect("join").expect("run");
+    assert!(host.table_exists(&table).await.expect("nft list"), "table kept without the flag");
+    assert!(ns.ip(&["-n", &ns.name, "route", "show", "table", "4043"]).contains("blackhole 10.43.0.0/16"));
+    assert!(tokio::task::block_in_place(|| serving(&ns)), "traffic flows with the proxy stopped");
+
+    // A crash (the task dropped mid-run, no exit path) with the flag set: nothing is removed.
+    let (proxy, _cancel) = start_proxy(&api, &ns, &table, true);
+    let resynced = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(15), || {
+            // The restarted proxy owns the table again: wait for its (identical) first sync.
+            host_table_listed(&ns, &table).contains("10.250.0.1")
+        })
+    });
+    assert!(resynced, "restarted proxy never synced");
+    proxy.abort();
+    assert!(proxy.await.expect_err("aborted").is_cancelled());
+    assert!(host.table_exists(&table).await.expect("nft list"), "table kept after a crash");
+    assert!(ns.ip(&["-n", &ns.name, "route", "show", "table", "4043"]).contains("blackhole 10.43.0.0/16"));
+    assert!(tokio::task::block_in_place(|| serving(&ns)), "traffic flows after the crash");
+    host.delete_table(&table).await.expect("delete"); // the namespace takes route and rules
+}
+
+/// `nft list table inet TABLE` in the namespace (empty if absent).
+fn host_table_listed(ns: &Netns, table: &str) -> String {
+    Command::new("ip")
+        .args(["netns", "exec", &ns.name, "nft", "list", "table", "inet", table])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }

@@ -10,7 +10,8 @@ use super::{child_mut, each_mut, set_default, str_of};
 pub const DEFAULT_CLIENT_IP_AFFINITY_SECONDS: i64 = 10800;
 
 /// Defaults a Service: type ClusterIP, sessionAffinity None, port protocol TCP and targetPort =
-/// port, externalTrafficPolicy Cluster for NodePort/LoadBalancer, internalTrafficPolicy Cluster,
+/// port, externalTrafficPolicy Cluster when externally accessible (NodePort, LoadBalancer, or
+/// ClusterIP with externalIPs), internalTrafficPolicy Cluster,
 /// allocateLoadBalancerNodePorts for LoadBalancer, ipFamilyPolicy SingleStack (RequireDualStack
 /// for headless Services without a selector) and ipFamilies [IPv4] for all but ExternalName.
 pub fn default_service(obj: &mut Value) {
@@ -48,7 +49,9 @@ pub fn default_service(obj: &mut Value) {
         }
     }
     let ty = str_of(spec, "type").to_string();
-    if ty == "NodePort" || ty == "LoadBalancer" {
+    // `service.ExternallyAccessible`: a ClusterIP Service with externalIPs is one too.
+    let has_external_ips = spec.get("externalIPs").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    if ty == "NodePort" || ty == "LoadBalancer" || (ty == "ClusterIP" && has_external_ips) {
         set_default(spec, "externalTrafficPolicy", json!("Cluster"));
     }
     if matches!(ty.as_str(), "ClusterIP" | "NodePort" | "LoadBalancer") {
@@ -106,6 +109,8 @@ mod tests {
         let svc = defaulted(json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}));
         assert_eq!(svc["spec"]["allocateLoadBalancerNodePorts"], true);
         assert_eq!(svc["spec"]["externalTrafficPolicy"], "Cluster");
+        let svc = defaulted(json!({"spec": {"externalIPs": ["198.51.100.9"], "ports": [{"port": 80}]}}));
+        assert_eq!(svc["spec"]["externalTrafficPolicy"], "Cluster", "ClusterIP with externalIPs");
     }
 
     #[test]
