@@ -80,7 +80,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("shutting down");
         shutdown.cancel();
     });
-    let server = Server::start(config, cancel.child_token()).await.context("failed to start the apiserver")?;
+    // The apiserver has its own token: it stops last, once the components that talk to it have.
+    let api_stop = CancellationToken::new();
+    let server = Server::start(config, api_stop.clone()).await.context("failed to start the apiserver")?;
     let kubeconfig = server.kubeconfig_path().to_path_buf();
     tracing::info!(path = %server.node_token_path().display(), "node join token (berth agent --token) is available");
 
@@ -101,8 +103,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         stdout.flush()?;
     }
 
-    server.wait().await;
+    cancel.cancelled().await;
     components.wait().await;
+    api_stop.cancel();
+    server.wait().await;
     Ok(ExitCode::SUCCESS)
 }
 
