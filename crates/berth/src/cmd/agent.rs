@@ -69,8 +69,8 @@ pub struct AgentArgs {
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub kubelet: super::kubelet_args::KubeletArgs,
-    /// The cluster DNS address written into ClusterFirst pods' resolv.conf [default: the host's
-    /// resolv.conf].
+    /// The cluster DNS address written into ClusterFirst pods' resolv.conf [default: the 10th
+    /// address of --service-cidr, the server's kube-dns Service, e.g. 10.43.0.10].
     #[arg(long, value_name = "IP")]
     pub cluster_dns: Option<std::net::IpAddr>,
     /// The cluster domain of the pods' DNS search list.
@@ -145,7 +145,10 @@ pub fn join_client(server: &str, ca_pem: &str, token: &NodeToken) -> anyhow::Res
 fn kubelet_config(args: &AgentArgs) -> anyhow::Result<berth_agent::kubelet::KubeletConfig> {
     let data_dir = args.data_dir.clone().unwrap_or_else(super::server::default_data_dir);
     let mut config = args.kubelet.config(&data_dir)?;
-    config.cluster_dns = args.cluster_dns;
+    config.cluster_dns = Some(match args.cluster_dns {
+        Some(ip) => ip,
+        None => super::dns::tenth_address(&args.proxy.service_cidr)?,
+    });
     config.cluster_domain = args.cluster_domain.clone();
     Ok(config)
 }
@@ -211,4 +214,25 @@ fn ready(line: &str) -> anyhow::Result<()> {
     writeln!(stdout, "{line}")?;
     stdout.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn agent(args: &[&str]) -> AgentArgs {
+        let cli = Cli::try_parse_from(["berth", "agent"].iter().chain(args)).expect("flags");
+        let Command::Agent(agent) = cli.command else { panic!("agent") };
+        *agent
+    }
+
+    #[test]
+    fn pods_name_the_kube_dns_service_by_default_as_on_the_server() {
+        let dns = |args: &[&str]| kubelet_config(&agent(args)).expect("config").cluster_dns;
+        assert_eq!(dns(&[]), Some("10.43.0.10".parse().unwrap()));
+        assert_eq!(dns(&["--service-cidr", "10.96.0.0/12"]), Some("10.96.0.10".parse().unwrap()));
+        assert_eq!(dns(&["--cluster-dns", "10.0.0.53"]), Some("10.0.0.53".parse().unwrap()));
+    }
 }
