@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod field_error;
+pub mod field_validation;
 pub mod openapi;
 pub mod qos;
 pub mod quantity;

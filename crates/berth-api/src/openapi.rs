@@ -255,6 +255,25 @@ fn known(group: &str, version: &str, kind: &str) -> Option<&'static KnownKind> {
     KNOWN.iter().find(|k| k.group == group && k.version == version && k.kind == kind)
 }
 
+/// `(group, version, kind)`.
+pub(crate) type Gvk = (&'static str, &'static str, &'static str);
+
+/// The generated schemas of every kind with a k8s-openapi type, for server-side field
+/// validation: the definitions (OpenAPI v3 flavour, `$ref`s rooted at `#/components/schemas/`)
+/// and, per `(group, version, kind)`, the name of the kind's definition.
+pub(crate) fn known_kind_schemas() -> (Map<String, Value>, Vec<(Gvk, String)>) {
+    let mut generator = Flavor::V3.generator();
+    let prefix = Flavor::V3.ref_prefix();
+    let mut roots = Vec::with_capacity(KNOWN.len());
+    for k in KNOWN {
+        let r = (k.schema)(&mut generator);
+        if let Some(name) = r["$ref"].as_str().and_then(|s| s.strip_prefix(prefix)) {
+            roots.push(((k.group, k.version, k.kind), name.to_string()));
+        }
+    }
+    (generator.take_definitions(true), roots)
+}
+
 /// The schema name a kind without a k8s-openapi type gets: the reversed group as upstream
 /// names CRD schemas (`com.example.stable.v1.CronTab`); `io.k8s.api.core` for the core group.
 fn fallback_schema_name(group: &str, version: &str, kind: &str) -> String {

@@ -14,12 +14,34 @@ use crate::object;
 /// Store prefix of CRD objects.
 const CRD_PREFIX: &str = "/registry/apiextensions.k8s.io/customresourcedefinitions/";
 
-/// Custom objects are schemaless JSON here: no defaulting beyond metadata, no conversion.
-struct CustomStrategy;
+/// Custom objects: no defaulting beyond metadata, no conversion; unknown fields pruned per the
+/// version's structural schema (server-side field validation).
+struct CustomStrategy {
+    /// `(version, schema)` for each version whose schema prunes anything.
+    schemas: Vec<(String, berth_api::field_validation::KindSchema)>,
+}
 
-impl Strategy for CustomStrategy {}
+impl Strategy for CustomStrategy {
+    fn field_schema(&self, version: &str) -> Option<berth_api::field_validation::KindSchema> {
+        self.schemas.iter().find(|(v, _)| v == version).map(|(_, s)| *s)
+    }
+}
 
-static CUSTOM: CustomStrategy = CustomStrategy;
+/// The structural schemas of a CRD's versions (none with `spec.preserveUnknownFields`).
+fn custom_strategy(spec: &Value) -> &'static CustomStrategy {
+    let mut schemas = Vec::new();
+    if spec["preserveUnknownFields"].as_bool() != Some(true) {
+        for v in spec["versions"].as_array().into_iter().flatten() {
+            let (Some(name), Some(schema)) = (v["name"].as_str(), v["schema"].get("openAPIV3Schema")) else {
+                continue;
+            };
+            if let Some(s) = berth_api::field_validation::compile_structural(schema) {
+                schemas.push((name.to_string(), s));
+            }
+        }
+    }
+    Box::leak(Box::new(CustomStrategy { schemas }))
+}
 
 /// The current registry, swapped as CRDs come and go. Cheap to clone.
 #[derive(Clone)]
@@ -117,7 +139,7 @@ fn resource_type(crd: &Value) -> Option<ResourceType> {
         categories: leak_list(&names["categories"]),
         namespaced: spec["scope"].as_str() != Some("Cluster"),
         subresources: Box::leak(subs.into_boxed_slice()),
-        strategy: &CUSTOM,
+        strategy: custom_strategy(spec),
     })
 }
 

@@ -12,6 +12,7 @@ mod config;
 mod crd;
 mod discovery;
 pub mod error;
+mod field_validation;
 pub mod health;
 mod kubelet;
 pub mod metrics;

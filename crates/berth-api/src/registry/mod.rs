@@ -77,6 +77,13 @@ pub trait Strategy: Send + Sync {
     /// main-resource update (not on `/status` or other subresources), before [`Strategy::default`].
     fn prepare_for_update(&self, _obj: &mut Value, _old: &Value) {}
 
+    /// The schema server-side field validation prunes a body of `version` with, for kinds
+    /// without a typed one (custom resources with a structural schema). Built-in kinds need none:
+    /// see [`crate::field_validation::kind_schema`].
+    fn field_schema(&self, _version: &str) -> Option<crate::field_validation::KindSchema> {
+        None
+    }
+
     /// Converts the object's content between served versions of this kind (e.g. HPA v1 <-> v2).
     /// `obj` carries its current `apiVersion`; the result must carry `to_api_version`.
     fn convert(&self, mut obj: Value, to_api_version: &str) -> Result<Value, FieldError> {

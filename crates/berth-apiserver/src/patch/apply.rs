@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use berth_api::field_validation::PathSegment;
 use serde_json::{Map, Value};
 
 use super::fieldpath::{FieldSet, Path, PathElement, canonical_json, path_string};
@@ -73,6 +74,32 @@ fn item_element(item: &Value, field: Field) -> Option<PathElement> {
             Some(PathElement::key(fields))
         }
     }
+}
+
+/// A field path of `obj` as structured-merge-diff prints it: associative list items by their
+/// keys (`.spec.containers[name="c"].imagee`), other list items by position.
+pub(crate) fn typed_path(group: &str, kind: &str, obj: &Value, path: &[PathSegment]) -> String {
+    let mut field = root_field(group, kind);
+    let mut at = Some(obj);
+    let mut out = String::new();
+    for seg in path {
+        let pe = match seg {
+            PathSegment::Field(name) => {
+                field = field.ty.field(name);
+                at = at.and_then(|v| v.get(name));
+                PathElement::Field(name.clone())
+            }
+            PathSegment::Index(i) => {
+                let item = at.and_then(|v| v.get(*i));
+                let pe = item.and_then(|item| item_element(item, field)).unwrap_or(PathElement::Index(*i));
+                field = item_field(field);
+                at = item;
+                pe
+            }
+        };
+        out.push_str(&pe.to_string());
+    }
+    out
 }
 
 /// The path elements of all items, or None when the list must be treated as atomic.

@@ -146,6 +146,12 @@ pub fn track_update(group: &str, kind: &str, old: Option<&Value>, new: &mut Valu
     apply::track_update(group, kind, old, new, manager, &now());
 }
 
+/// A field path of `obj` (an object of kind `group`/`kind`) as server-side apply prints it:
+/// `.spec.template.spec.containers[name="nginx"].imagee`.
+pub fn typed_path(group: &str, kind: &str, obj: &Value, path: &[berth_api::field_validation::PathSegment]) -> String {
+    apply::typed_path(group, kind, obj, path)
+}
+
 /// Now, as managedFields times are written (RFC 3339, whole seconds, UTC).
 fn now() -> String {
     let now = jiff::Timestamp::now();

@@ -263,6 +263,7 @@ pub async fn delete_collection(ctx: &Ctx<'_>, body: Body) -> Result<Response, Ap
             headers: ctx.headers,
             raw_query: None,
             upgrade: Default::default(),
+            warnings: Default::default(),
         };
         match delete_one(&sub, &name, &opts).await {
             Ok(Outcome::Deleted(o) | Outcome::Pending(o)) => items.push(ctx.to_served(o)?),

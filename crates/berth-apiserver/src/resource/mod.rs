@@ -30,6 +30,8 @@ pub struct Ctx<'a> {
     pub raw_query: Option<String>,
     /// The client connection's pending protocol upgrade (exec, attach, port-forward).
     pub upgrade: std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>,
+    /// Warnings for the response's `Warning` headers (unknown fields under `fieldValidation=Warn`).
+    pub warnings: crate::field_validation::Warnings,
 }
 
 impl Ctx<'_> {
@@ -118,8 +120,14 @@ pub async fn handle(
         headers: &parts.headers,
         raw_query: parts.uri.query().map(String::from),
         upgrade: std::sync::Mutex::new(upgrade),
+        warnings: Default::default(),
     };
-    let result = dispatch(&ctx, method, body).await;
+    let mut result = dispatch(&ctx, method, body).await;
+    if let Ok(resp) = &mut result {
+        for v in ctx.warnings.header_values() {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
     let is_crd = rp.rt.group == "apiextensions.k8s.io" && rp.rt.plural == "customresourcedefinitions";
     if is_crd
         && *method != Method::GET

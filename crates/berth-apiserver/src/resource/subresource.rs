@@ -4,19 +4,23 @@
 use axum::body::Body;
 use axum::response::Response;
 use berth_api::ResourceType;
-use http::{Method, StatusCode, header};
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::delete::{DeleteOptions, delete_one};
 use super::write::{
-    Target, body_revision, finish_update, patch_error, patch_target, read_patch, update_target, write_update,
+    Target, body_revision, decode_body, finish_update, patch_error, patch_target, read_patch, update_target,
+    write_update,
 };
 use super::{Ctx, json_response};
 use crate::body::read_body;
 use crate::error::ApiError;
-use crate::negotiate::decode_object;
+use crate::field_validation::{self, Directive, Verb};
 use crate::object::{meta_mut, meta_str, set_path};
 use crate::patch::{self, PatchType};
+
+/// The `autoscaling/v1` Scale a scale subresource reads and writes.
+const SCALE: (&str, &str, &str) = ("autoscaling", "v1", "Scale");
 
 /// Dispatches `.../{name}/{sub}`.
 pub async fn handle(ctx: &Ctx<'_>, method: &Method, name: &str, sub: &str, body: Body) -> Result<Response, ApiError> {
@@ -160,7 +164,7 @@ async fn write_scale(
 
 async fn put_scale(ctx: &Ctx<'_>, name: &str, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body).await?;
-    let scale = decode_object(ctx.header(header::CONTENT_TYPE), &bytes)?;
+    let scale = decode_body(ctx, &bytes, SCALE, Verb::Update)?;
     if meta_str(&scale, "name").is_some_and(|n| n != name) {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({}) does not match the name on the URL ({name})",
@@ -172,13 +176,24 @@ async fn put_scale(ctx: &Ctx<'_>, name: &str, body: Body) -> Result<Response, Ap
 
 async fn patch_scale(ctx: &Ctx<'_>, name: &str, body: Body) -> Result<Response, ApiError> {
     let rt = ctx.rt();
-    let (patch_type, doc) = read_patch(ctx, body).await?;
+    let body = read_patch(ctx, body).await?;
+    let directive = Directive::from_query(ctx.query, Verb::Patch)?;
+    let schema = berth_api::field_validation::kind_schema(SCALE.0, SCALE.1, SCALE.2);
     let manager = ctx.field_manager();
     let force = ctx.query.flag("force");
-    write_scale(ctx, name, |current| match patch_type {
-        PatchType::Apply => patch::server_side_apply("autoscaling", "Scale", Some(current), &doc, &manager, force)
+    let doc = &body.doc;
+    if body.patch_type == PatchType::Apply {
+        field_validation::check_applied(doc, schema, ("autoscaling", "autoscaling/v1", "Scale"))?;
+    }
+    write_scale(ctx, name, |current| match body.patch_type {
+        PatchType::Apply => patch::server_side_apply("autoscaling", "Scale", Some(current), doc, &manager, force)
             .map_err(|e| patch_error(rt, name, e)),
-        other => patch::apply_patch(other, "autoscaling", "Scale", current, &doc).map_err(|e| patch_error(rt, name, e)),
+        other => {
+            let mut patched = patch::apply_patch(other, "autoscaling", "Scale", current, doc)
+                .map_err(|e| patch_error(rt, name, e))?;
+            field_validation::check_patched(&body, &mut patched, schema, directive, &ctx.warnings)?;
+            Ok(patched)
+        }
     })
     .await
 }
@@ -187,7 +202,7 @@ async fn patch_scale(ctx: &Ctx<'_>, name: &str, body: Body) -> Result<Response, 
 async fn bind(ctx: &Ctx<'_>, name: &str, body: Body) -> Result<Response, ApiError> {
     let rt = ctx.rt();
     let bytes = read_body(body).await?;
-    let binding = decode_object(ctx.header(header::CONTENT_TYPE), &bytes)?;
+    let binding = decode_body(ctx, &bytes, ("", "v1", "Binding"), Verb::Create)?;
     let node = binding["target"]["name"].as_str().unwrap_or_default().to_string();
     if node.is_empty() {
         return Err(ApiError::invalid(rt, name, &[berth_api::FieldError::required("target.name", "")]));
@@ -247,7 +262,7 @@ async fn bind(ctx: &Ctx<'_>, name: &str, body: Body) -> Result<Response, ApiErro
 /// recorded in `disruptedPods` before the pod is deleted.
 async fn evict(ctx: &Ctx<'_>, name: &str, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body).await?;
-    let eviction = decode_object(ctx.header(header::CONTENT_TYPE), &bytes)?;
+    let eviction = decode_body(ctx, &bytes, ("policy", "v1", "Eviction"), Verb::Create)?;
     let opts_bytes = serde_json::to_vec(eviction.get("deleteOptions").unwrap_or(&Value::Null)).unwrap_or_default();
     let opts_bytes = if eviction.get("deleteOptions").is_some_and(|v| v.is_object()) { opts_bytes } else { Vec::new() };
     let opts = DeleteOptions::parse(ctx, &opts_bytes)?;
@@ -369,7 +384,7 @@ async fn check_disruption_budget(ctx: &Ctx<'_>, name: &str, pod: &Value, dry_run
 async fn finalize(ctx: &Ctx<'_>, name: &str, body: Body) -> Result<Response, ApiError> {
     let rt = ctx.rt();
     let bytes = read_body(body).await?;
-    let obj = decode_object(ctx.header(header::CONTENT_TYPE), &bytes)?;
+    let obj = decode_body(ctx, &bytes, ("", "v1", "Namespace"), Verb::Update)?;
     let dry_run = ctx.query.dry_run()?;
     for _ in 0..8 {
         let (old, kv) = ctx.current(name).await?.ok_or_else(|| ApiError::not_found(rt, name))?;

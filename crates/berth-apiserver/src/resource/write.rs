@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use super::{Ctx, json_response, to_storage};
 use crate::body::read_body;
 use crate::error::{ApiError, Cause};
-use crate::negotiate::{decode_json, decode_object, decode_yaml, mime_of};
+use crate::field_validation::{self, Directive, PatchBody, Verb};
+use crate::negotiate::mime_of;
 use crate::object::{self, meta_mut, meta_str};
 use crate::patch::{self, PatchError, PatchType};
 
@@ -334,10 +335,36 @@ pub fn copy_status(target: &mut Value, source: &Value) {
     }
 }
 
+/// Decodes a create or update body of `gvk` (`(group, version, kind)`, a subresource's body
+/// kind), dropping the fields the kind does not declare and reporting them per the request's
+/// `fieldValidation`.
+pub fn decode_body(ctx: &Ctx<'_>, bytes: &[u8], gvk: (&str, &str, &str), verb: Verb) -> Result<Value, ApiError> {
+    let schema = berth_api::field_validation::kind_schema(gvk.0, gvk.1, gvk.2);
+    decode_checked(ctx, bytes, schema, (gvk.1, gvk.2), verb)
+}
+
+fn decode_checked(
+    ctx: &Ctx<'_>,
+    bytes: &[u8],
+    schema: Option<berth_api::field_validation::KindSchema>,
+    version_kind: (&str, &str),
+    verb: Verb,
+) -> Result<Value, ApiError> {
+    let directive = Directive::from_query(ctx.query, verb)?;
+    let ct = ctx.header(header::CONTENT_TYPE);
+    field_validation::decode_body(ct, bytes, schema, version_kind, directive, &ctx.warnings)
+}
+
+/// [`decode_body`] for the request's own kind and version (custom resources included).
+fn decode_request_object(ctx: &Ctx<'_>, bytes: &[u8], verb: Verb) -> Result<Value, ApiError> {
+    let schema = field_validation::schema_for(ctx.rt(), &ctx.rp.version);
+    decode_checked(ctx, bytes, schema, (&ctx.rp.version, ctx.rt().kind), verb)
+}
+
 /// `POST .../{plural}`.
 pub async fn create(ctx: &Ctx<'_>, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body).await?;
-    let mut obj = decode_object(ctx.header(header::CONTENT_TYPE), &bytes)?;
+    let mut obj = decode_request_object(ctx, &bytes, Verb::Create)?;
     check_type(ctx, &mut obj)?;
     check_namespace(ctx, &mut obj)?;
     let obj = to_storage(ctx.rt(), obj)?;
@@ -380,7 +407,7 @@ pub async fn update(ctx: &Ctx<'_>, name: &str, body: Body) -> Result<Response, A
 pub async fn update_target(ctx: &Ctx<'_>, name: &str, body: Body, target: Target) -> Result<Response, ApiError> {
     let rt = ctx.rt();
     let bytes = read_body(body).await?;
-    let mut obj = decode_object(ctx.header(header::CONTENT_TYPE), &bytes)?;
+    let mut obj = decode_request_object(ctx, &bytes, Verb::Update)?;
     check_type(ctx, &mut obj)?;
     match meta_str(&obj, "name").filter(|s| !s.is_empty()) {
         Some(n) if n != name => {
@@ -448,7 +475,7 @@ pub fn patch_error(rt: &ResourceType, name: &str, e: PatchError) -> ApiError {
 }
 
 /// Reads a patch body and its type.
-pub async fn read_patch(ctx: &Ctx<'_>, body: Body) -> Result<(PatchType, Value), ApiError> {
+pub async fn read_patch(ctx: &Ctx<'_>, body: Body) -> Result<PatchBody, ApiError> {
     let ct = ctx.header(header::CONTENT_TYPE);
     let patch_type = PatchType::from_content_type(ct.unwrap_or_default()).ok_or_else(|| {
         ApiError::unsupported_media_type(
@@ -462,11 +489,7 @@ pub async fn read_patch(ctx: &Ctx<'_>, body: Body) -> Result<(PatchType, Value),
         )
     })?;
     let bytes = read_body(body).await?;
-    let patch = match patch_type {
-        PatchType::Apply => decode_yaml(&bytes)?,
-        _ => decode_json(&bytes)?,
-    };
-    Ok((patch_type, patch))
+    field_validation::decode_patch(patch_type, &bytes)
 }
 
 /// `PATCH .../{plural}/{name}`.
@@ -477,7 +500,10 @@ pub async fn patch(ctx: &Ctx<'_>, name: &str, body: Body) -> Result<Response, Ap
 /// PATCH on the main resource or its status.
 pub async fn patch_target(ctx: &Ctx<'_>, name: &str, body: Body, target: Target) -> Result<Response, ApiError> {
     let rt = ctx.rt();
-    let (patch_type, patch_doc) = read_patch(ctx, body).await?;
+    let patch_body = read_patch(ctx, body).await?;
+    let (patch_type, patch_doc) = (patch_body.patch_type, &patch_body.doc);
+    let directive = Directive::from_query(ctx.query, Verb::Patch)?;
+    let schema = field_validation::schema_for(rt, &ctx.rp.version);
     let dry_run = ctx.query.dry_run()?;
     let manager = ctx.field_manager();
     if patch_type == PatchType::Apply && ctx.query.get("fieldManager").is_none_or(str::is_empty) {
@@ -486,11 +512,14 @@ pub async fn patch_target(ctx: &Ctx<'_>, name: &str, body: Body, target: Target)
         ));
     }
     let force = ctx.query.flag("force");
+    if patch_type == PatchType::Apply {
+        field_validation::check_applied(patch_doc, schema, (rt.group, &ctx.rp.api_version(), rt.kind))?;
+    }
     for _ in 0..MAX_RETRIES {
         let current = ctx.current(name).await?;
         let Some((old, kv)) = current else {
             if patch_type == PatchType::Apply && target == Target::Main {
-                let mut obj = patch::server_side_apply(rt.group, rt.kind, None, &patch_doc, &manager, force)
+                let mut obj = patch::server_side_apply(rt.group, rt.kind, None, patch_doc, &manager, force)
                     .map_err(|e| patch_error(rt, name, e))?;
                 check_type(ctx, &mut obj)?;
                 match meta_str(&obj, "name") {
@@ -513,13 +542,16 @@ pub async fn patch_target(ctx: &Ctx<'_>, name: &str, body: Body, target: Target)
         let served_old = ctx.to_served(old.clone())?;
         let mut patched = match patch_type {
             PatchType::Apply => {
-                patch::server_side_apply(rt.group, rt.kind, Some(&served_old), &patch_doc, &manager, force)
+                patch::server_side_apply(rt.group, rt.kind, Some(&served_old), patch_doc, &manager, force)
             }
-            other => patch::apply_patch(other, rt.group, rt.kind, &served_old, &patch_doc),
+            other => patch::apply_patch(other, rt.group, rt.kind, &served_old, patch_doc),
         }
         .map_err(|e| patch_error(rt, name, e))?;
         if !patched.is_object() {
             return Err(ApiError::bad_request("the patch result is not an object"));
+        }
+        if patch_type != PatchType::Apply {
+            field_validation::check_patched(&patch_body, &mut patched, schema, directive, &ctx.warnings)?;
         }
         let want_rev = body_revision(&patched)?;
         if want_rev.is_some_and(|r| r != kv.mod_revision) {
