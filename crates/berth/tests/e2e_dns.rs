@@ -150,7 +150,8 @@ spec:
 
 /// A ClusterFirst pod that fetches the Services by name with `wget` once the short name answers:
 /// 60 times by the short name, once by the full name and once through the ExternalName, then
-/// looks up the ExternalName (CNAME) and the headless Service (pod IPs), and idles. (No `wget -T`:
+/// looks up the ExternalName (CNAME) and the headless Service (pod IPs), connects to the
+/// apiserver through the `kubernetes` Service, and idles. (No `wget -T`:
 /// Debian's busybox 1.35 wget crashes when a timeout meets a name lookup.)
 const WGET_CLIENT: &str = r#"
 apiVersion: v1
@@ -177,6 +178,7 @@ spec:
       echo "external: $(wget -qO- http://myapp-external:8081 2>&1)"
       nslookup myapp-external.default.svc.cluster.local. 2>&1 | sed 's/^/cname: /'
       nslookup myapp-headless.default.svc.cluster.local. 2>&1 | sed 's/^/headless: /'
+      echo | nc -w 2 kubernetes.default.svc 443 >/dev/null && echo "kubernetes: connected"
       echo done
       exec sleep 3600
 "#;
@@ -232,4 +234,6 @@ fn a_pod_reaches_services_by_name_through_kube_dns_and_the_proxy() {
     assert!(cname.contains("canonical name = myapp-service.default.svc.cluster.local"), "{cname}");
     let headless = logged(&log, "headless: ").join("\n");
     assert!(pod_ips.iter().all(|ip| !ip.is_empty() && headless.contains(ip.as_str())), "{pod_ips:?} in {headless}");
+    // The apiserver (listening on loopback) accepts a connection to kubernetes.default.svc:443.
+    assert!(log.contains("kubernetes: connected"), "{log}");
 }
