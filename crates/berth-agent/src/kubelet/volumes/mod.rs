@@ -1,7 +1,8 @@
 //! Pod volumes on the node: materialised under the pod directory before a container starts and
 //! bind-mounted per `volumeMounts`. emptyDir (a directory, or a tmpfs for `medium: Memory`),
 //! hostPath (type-checked), and configMap, secret, downwardAPI and projected volumes (files
-//! written atomically, refreshed every [`REFRESH_INTERVAL`] so running containers see updates).
+//! written atomically, refreshed every [`REFRESH_INTERVAL`] so running containers see updates;
+//! secret and projected volumes on a tmpfs of their own, so secrets never reach the disk).
 //! Failures become FailedMount events and leave the container waiting in ContainerCreating, as
 //! upstream. Talks to the API (reads) and mounts tmpfs; never touches the runtime.
 //!
@@ -113,6 +114,12 @@ async fn setup_volume(volume: &Volume, pod: &Pod, pod_dir: &Path, sources: &EnvS
     }
     if let Some(hp) = &volume.host_path {
         return host_path::check_type(Path::new(&hp.path), hp.type_.as_deref());
+    }
+    // Secrets never touch the disk: secret and projected volumes are a tmpfs each, as upstream's.
+    if volume.secret.is_some() || volume.projected.is_some() {
+        let dir = volume_dir(pod_dir, &volume.name);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        mount_tmpfs(&dir, None)?;
     }
     write_projected(volume, pod, pod_dir, sources).await.map(drop)
 }
@@ -343,5 +350,43 @@ mod tests {
         teardown(&pod_dir);
         assert!(!crate::mountinfo::is_mount_point(&target).expect("mountinfo"));
         std::fs::remove_dir_all(&pod_dir).expect("the pod dir can be removed once unmounted");
+    }
+
+    #[tokio::test]
+    #[ignore = "needs root: mounts a tmpfs"]
+    async fn secret_volumes_are_written_to_a_tmpfs_that_teardown_unmounts() {
+        if !crate::testing::Prerequisites::new()
+            .root()
+            .check("secret_volumes_are_written_to_a_tmpfs_that_teardown_unmounts")
+        {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pod_dir = dir.path().join("pod");
+        let _guard = Unmount(pod_dir.clone());
+        let volume = Volume {
+            name: "creds".into(),
+            secret: Some(k8s_openapi::api::core::v1::SecretVolumeSource {
+                secret_name: Some("db".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let secret = k8s_openapi::api::core::v1::Secret {
+            data: Some([("password".to_string(), k8s_openapi::ByteString(b"hunter2".to_vec()))].into()),
+            ..Default::default()
+        };
+        let sources = EnvSources { secrets: [("db".to_string(), Some(secret))].into(), ..Default::default() };
+        setup_volume(&volume, &Pod::default(), &pod_dir, &sources).await.expect("setup");
+        setup_volume(&volume, &Pod::default(), &pod_dir, &sources).await.expect("setup again");
+        let target = volume_dir(&pod_dir, "creds").canonicalize().expect("canonical");
+        let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let lines: Vec<&str> = info.lines().filter(|l| l.split(' ').nth(4) == target.to_str()).collect();
+        assert_eq!(lines.len(), 1, "one tmpfs, mounted once: {lines:?}");
+        assert!(lines[0].contains(" - tmpfs "), "{}", lines[0]);
+        assert_eq!(std::fs::read(target.join("password")).expect("the key's file"), b"hunter2");
+        teardown(&pod_dir);
+        assert!(!crate::mountinfo::is_mount_point(&target).expect("mountinfo"));
+        assert!(!target.join("password").exists(), "the secret went with the tmpfs");
     }
 }
