@@ -17,6 +17,8 @@ pub mod namespace;
 pub mod node_lifecycle;
 pub mod queue;
 pub mod replicaset;
+pub mod root_ca_publisher;
+pub mod serviceaccount;
 pub mod servicelb;
 pub mod util;
 
@@ -40,6 +42,8 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "endpoint",
     "servicelb",
     "horizontalpodautoscaling",
+    serviceaccount::NAME,
+    root_ca_publisher::NAME,
 ];
 
 /// Which controllers run and how.
@@ -61,6 +65,9 @@ pub struct ControllersConfig {
     /// How often each HorizontalPodAutoscaler is reconciled
     /// (`--horizontal-pod-autoscaler-sync-period`, default 15 s).
     pub horizontal_pod_autoscaler_sync_period: Duration,
+    /// The cluster CA certificate (PEM) published as `kube-root-ca.crt` in every namespace;
+    /// `None` leaves the root CA publisher idle.
+    pub root_ca_pem: Option<String>,
 }
 
 impl Default for ControllersConfig {
@@ -73,6 +80,7 @@ impl Default for ControllersConfig {
             node_monitor_period: Duration::from_secs(5),
             servicelb_pool: None,
             horizontal_pod_autoscaler_sync_period: hpa::DEFAULT_SYNC_PERIOD,
+            root_ca_pem: None,
         }
     }
 }
@@ -136,6 +144,12 @@ pub async fn run(client: kube::Client, config: ControllersConfig, cancel: Cancel
     }
     if config.enabled("horizontalpodautoscaling") {
         tasks.push(Box::pin(hpa::run(client.clone(), config.clone(), cancel.clone())));
+    }
+    if config.enabled(serviceaccount::NAME) {
+        tasks.push(Box::pin(serviceaccount::run(client.clone(), config.clone(), cancel.clone())));
+    }
+    if config.enabled(root_ca_publisher::NAME) {
+        tasks.push(Box::pin(root_ca_publisher::run(client.clone(), config.clone(), cancel.clone())));
     }
     // The first failure stops the rest (dropping their futures); otherwise all run until cancelled.
     // Cancellation drops every controller's future at once, so a controller still waiting on a

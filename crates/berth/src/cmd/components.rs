@@ -29,6 +29,14 @@ async fn local_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
+/// The cluster CA (PEM) embedded in the admin kubeconfig, for the root CA publisher.
+fn cluster_ca_pem(kubeconfig: &Path) -> Option<String> {
+    use base64::Engine;
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).ok()?;
+    let data = kc.clusters.into_iter().find_map(|c| c.cluster?.certificate_authority_data)?;
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data.trim()).ok()?).ok()
+}
+
 /// Starts the components the flags leave enabled. A component that fails cancels `cancel`, so
 /// the server stops rather than run half a cluster.
 pub async fn start(
@@ -43,11 +51,13 @@ pub async fn start(
         let (client, token) = (client.clone(), cancel.child_token());
         let hpa_sync_period = args.horizontal_pod_autoscaler_sync_period;
         let (controllers, servicelb_pool) = servicelb_settings(args)?;
+        let root_ca_pem = cluster_ca_pem(kubeconfig);
         components.spawn("controller-manager", cancel, async move {
             let config = berth_controllers::ControllersConfig {
                 horizontal_pod_autoscaler_sync_period: hpa_sync_period,
                 controllers,
                 servicelb_pool,
+                root_ca_pem,
                 ..Default::default()
             };
             berth_controllers::run(client, config, token).await?;
