@@ -89,14 +89,18 @@ pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let body = delete_options(args.cascade, args.grace_period, args.force);
-    // (path, "deployments/web") of each deleted object, for --wait.
+    // (path, "deployments/web", uid) of each deleted object, for --wait.
     let mut deleted = Vec::new();
     for (res, ns, name) in targets {
         let object_path = path(&res, ns.as_deref(), Some(&name));
         match ctx.api.delete(&object_path, &body).await {
-            Ok(_) => {
+            Ok(response) => {
                 println!("{} {name:?} deleted", res.kind_group());
-                deleted.push((object_path, format!("{}/{name}", res.plural)));
+                // The object, or a Status whose details carry its uid.
+                let uid = [&response["metadata"]["uid"], &response["details"]["uid"]]
+                    .into_iter()
+                    .find_map(|u| u.as_str().map(String::from));
+                deleted.push((object_path, format!("{}/{name}", res.plural), uid));
             }
             Err(err) if args.ignore_not_found && is_not_found(&err) => {}
             Err(err) => {
@@ -108,8 +112,8 @@ pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<ExitCode> {
     if args.wait {
         let timeout = if args.timeout.is_zero() { WEEK } else { args.timeout };
         let deadline = tokio::time::Instant::now() + timeout;
-        for (object_path, what) in &deleted {
-            if tokio::time::timeout_at(deadline, wait_gone(ctx, object_path)).await.is_err() {
+        for (object_path, what, uid) in &deleted {
+            if tokio::time::timeout_at(deadline, wait_gone(ctx, object_path, uid.as_deref())).await.is_err() {
                 anyhow::bail!("timed out waiting for the condition on {what}");
             }
         }
@@ -117,12 +121,16 @@ pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// Polls until the object answers 404.
-async fn wait_gone(ctx: &Ctx, object_path: &str) -> anyhow::Result<()> {
+/// Polls until the object answers 404, or (as kubectl's wait) another object of the same name
+/// stands in its place: a controller re-created it with a new uid.
+async fn wait_gone(ctx: &Ctx, object_path: &str, uid: Option<&str>) -> anyhow::Result<()> {
     loop {
         match ctx.api.get_json(object_path).await {
             Err(err) if is_not_found(&err) => return Ok(()),
             Err(err) => return Err(err),
+            Ok(object) if uid.is_some_and(|uid| object["metadata"]["uid"].as_str().is_some_and(|u| u != uid)) => {
+                return Ok(());
+            }
             // Polling (rather than a watch) also works against servers without field-selector
             // watches; the interval bounds the load.
             Ok(_) => tokio::time::sleep(WAIT_POLL).await,
