@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::cluster::{Cluster, POD_TIMEOUT, is_ready, prerequisites, web_pods};
+use common::cluster::{Cluster, POD_TIMEOUT, is_ready, prerequisites, script_pod, web_pods};
 use common::wait_until;
 
 /// A web pod and `myapp-service` (8081 → 80) in front of it.
@@ -38,43 +38,25 @@ spec:
   - {name: http, port: 8081, targetPort: 80}
 "#;
 
-/// A pod that resolves `myapp-service` until it works, logging every attempt, then idles. `dns`
-/// is extra pod spec (dnsPolicy, dnsConfig).
-fn lookup_client(dns: &str) -> String {
-    format!(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata: {{name: client}}
-spec:
-  terminationGracePeriodSeconds: 1
-{dns}
-  containers:
-  - name: main
-    image: busybox
-    command:
-    - sh
-    - -c
-    - |
-      cat /etc/resolv.conf | sed 's/^/resolv: /'
-      i=0
-      while [ $i -lt 60 ]; do
-        # busybox nslookup tries every search domain and exits 1 when any is NXDOMAIN.
-        nslookup myapp-service > /tmp/out 2>&1
-        if grep -q '^Name:' /tmp/out; then
-          sed 's/^/nslookup: /' /tmp/out
-          echo done
-          exec sleep 3600
-        fi
-        i=$((i+1))
-        sleep 0.5
-      done
-      sed 's/^/failed: /' /tmp/out
-      echo done
-      exec sleep 3600
-"#
-    )
-}
+/// The client's script: resolves `myapp-service` until it works, logging every attempt, then
+/// idles.
+const LOOKUP_SCRIPT: &str = r#"cat /etc/resolv.conf | sed 's/^/resolv: /'
+i=0
+while [ $i -lt 60 ]; do
+  # busybox nslookup tries every search domain and exits 1 when any is NXDOMAIN.
+  nslookup myapp-service > /tmp/out 2>&1
+  if grep -q '^Name:' /tmp/out; then
+    sed 's/^/nslookup: /' /tmp/out
+    echo done
+    exec sleep 3600
+  fi
+  i=$((i+1))
+  sleep 0.5
+done
+sed 's/^/failed: /' /tmp/out
+echo done
+exec sleep 3600
+"#;
 
 fn service_ip(c: &Cluster) -> String {
     let svc = c.berth(&["get", "service", "myapp-service", "-o", "json"]).expect("get service");
@@ -106,7 +88,7 @@ fn a_pod_resolves_a_service_by_its_short_name_from_the_node_dns_server() {
         "  dnsPolicy: None\n  dnsConfig:\n    nameservers: [{}]\n    searches: [default.svc.cluster.local, svc.cluster.local, cluster.local]\n    options: [{{name: ndots, value: \"5\"}}]",
         c.gateway()
     );
-    c.apply(&lookup_client(&dns));
+    c.apply(&script_pod("client", &dns, LOOKUP_SCRIPT));
     let log = c.wait_log("client", "main", "done");
     assert!(log.contains(&format!("resolv: nameserver {}", c.gateway())), "{log}");
     assert!(log.contains("resolv: search default.svc.cluster.local svc.cluster.local cluster.local"), "{log}");
@@ -148,39 +130,26 @@ spec:
   externalName: myapp-service.default.svc.cluster.local
 "#;
 
-/// A ClusterFirst pod that fetches the Services by name with `wget` once the short name answers:
+/// The script of a ClusterFirst pod that fetches the Services by name with `wget` once the short name answers:
 /// 60 times by the short name, once by the full name and once through the ExternalName, then
 /// looks up the ExternalName (CNAME) and the headless Service (pod IPs), connects to the
 /// apiserver through the `kubernetes` Service, and idles. (No `wget -T`:
 /// Debian's busybox 1.35 wget crashes when a timeout meets a name lookup.)
-const WGET_CLIENT: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: busybox
-    command:
-    - sh
-    - -c
-    - |
-      cat /etc/resolv.conf | sed 's/^/resolv: /'
-      i=0
-      until wget -q -O /dev/null http://myapp-service:8081 || [ $i -ge 60 ]; do i=$((i+1)); sleep 0.5; done
-      i=0
-      while [ $i -lt 60 ]; do
-        echo "answer: $(wget -qO- http://myapp-service:8081 2>&1)"
-        i=$((i+1))
-      done
-      echo "fqdn: $(wget -qO- http://myapp-service.default.svc.cluster.local:8081 2>&1)"
-      echo "external: $(wget -qO- http://myapp-external:8081 2>&1)"
-      nslookup myapp-external.default.svc.cluster.local. 2>&1 | sed 's/^/cname: /'
-      nslookup myapp-headless.default.svc.cluster.local. 2>&1 | sed 's/^/headless: /'
-      echo | nc -w 2 kubernetes.default.svc 443 >/dev/null && echo "kubernetes: connected"
-      echo done
-      exec sleep 3600
+const WGET_SCRIPT: &str = r#"cat /etc/resolv.conf | sed 's/^/resolv: /'
+i=0
+until wget -q -O /dev/null http://myapp-service:8081 || [ $i -ge 60 ]; do i=$((i+1)); sleep 0.5; done
+i=0
+while [ $i -lt 60 ]; do
+  echo "answer: $(wget -qO- http://myapp-service:8081 2>&1)"
+  i=$((i+1))
+done
+echo "fqdn: $(wget -qO- http://myapp-service.default.svc.cluster.local:8081 2>&1)"
+echo "external: $(wget -qO- http://myapp-external:8081 2>&1)"
+nslookup myapp-external.default.svc.cluster.local. 2>&1 | sed 's/^/cname: /'
+nslookup myapp-headless.default.svc.cluster.local. 2>&1 | sed 's/^/headless: /'
+echo | nc -w 2 kubernetes.default.svc 443 >/dev/null && echo "kubernetes: connected"
+echo done
+exec sleep 3600
 "#;
 
 /// The values after `prefix` on the log lines that carry it.
@@ -214,7 +183,7 @@ fn a_pod_reaches_services_by_name_through_kube_dns_and_the_proxy() {
         wait_until(POD_TIMEOUT, || kube_dns_slices(&c).is_ok_and(|l| l["items"][0]["ports"][0]["port"] == 5353));
     assert!(ready, "no kube-dns EndpointSlice; log:\n{}", c.log());
 
-    c.apply(WGET_CLIENT);
+    c.apply(&script_pod("client", "", WGET_SCRIPT));
     let log = c.wait_log("client", "main", "done");
     assert!(log.contains(&format!("resolv: nameserver {dns_ip}")), "{log}");
     assert!(log.contains("resolv: search default.svc.cluster.local svc.cluster.local cluster.local"), "{log}");

@@ -371,6 +371,16 @@ spec:
         .collect()
 }
 
+/// A busybox pod `name` whose container `main` runs the shell `script`; `extra_spec` is more
+/// pod spec (lines indented by two spaces), or "".
+pub fn script_pod(name: &str, extra_spec: &str, script: &str) -> String {
+    let script: String = script.lines().map(|l| format!("      {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n{extra_spec}\n  \
+         containers:\n  - name: main\n    image: busybox\n    command:\n    - sh\n    - -c\n    - |\n{script}"
+    )
+}
+
 /// Whether the pod's Ready condition is True.
 pub fn is_ready(pod: &Value) -> bool {
     pod["status"]["conditions"]
